@@ -1,0 +1,80 @@
+"""The `thresher` command.
+
+Each subcommand lives in its own module under `thresher/commands/` with
+`HELP` (one line), `add_arguments(parser)` and `run(args) -> int`. Command
+modules import heavy libraries (torch, vLLM) inside `run`, so `thresher
+--help` answers at once.
+
+User errors (`UserError`: a bad path, a malformed JSONL line, an unknown
+recipe key) end with exit code 2 and one line naming the culprit, no
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from thresher import __version__
+from thresher.errors import UserError
+
+COMMANDS: dict[str, str] = {
+    "sample": "thresher.commands.sample",
+    "judge": "thresher.commands.judge",
+    "export": "thresher.commands.export",
+    "train": "thresher.commands.train",
+    "eval": "thresher.commands.eval",
+    "run": "thresher.commands.run",
+    "report": "thresher.commands.report",
+    "quickstart": "thresher.commands.quickstart",
+}
+"""Subcommand name -> module; the order here is the order `--help` lists them in."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="thresher",
+        description="Rejection sampling, judging and critique for LLM post-training data: "
+        "sample N answers per prompt from teachers and students, judge them, export "
+        "SFT / critique-SFT / DPO data, train, and measure per-task gains round after round.",
+    )
+    parser.add_argument("--version", action="version", version=f"thresher {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=(module.__doc__ or module.HELP).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        print(f"thresher {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"thresher {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

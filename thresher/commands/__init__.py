@@ -1,0 +1,1 @@
+"""One module per `thresher` subcommand: HELP, add_arguments(parser), run(args) -> int."""

@@ -1,0 +1,221 @@
+"""The records that flow between stages, and their JSONL form.
+
+Each stage reads and writes these, one JSON object per line, so any file in a
+run directory opens with `datasets.load_dataset("json", data_files=...)`, `jq`
+or an editor. Reading is strict: a malformed line is an error naming
+`file:line`, never a record quietly dropped, because a silently shorter
+dataset is the hardest bug in this field to notice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from thresher.errors import ConfigError, RecordError, UserError
+from thresher.typed import from_data, to_data
+
+Message = dict[str, Any]
+"""A chat message as TRL and chat templates want it: {"role": ..., "content": ...}."""
+
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+def _check_messages(messages: list[Message]) -> None:
+    if not messages:
+        raise ValueError("messages: must hold at least one message")
+    for i, m in enumerate(messages):
+        if m.get("role") not in _ROLES:
+            raise ConfigError(f"messages[{i}].role", f"{m.get('role')!r} is not one of {', '.join(_ROLES)}")
+        if not isinstance(m.get("content"), str):
+            raise ConfigError(f"messages[{i}].content", "expected a string")
+
+
+def make_prompt_id(task: str, messages: list[Message]) -> str:
+    """Stable id: the same task and messages give the same id on every machine."""
+    blob = json.dumps([task, messages], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Prompt:
+    """One question to answer; `task` names the bucket every metric is reported under."""
+
+    id: str
+    task: str
+    messages: list[Message]
+    reference: str | None = None
+    """The reference answer a verifier compares against (a number, an expression), if any."""
+    tests: str | None = None
+    """Test code for the code verifier (HumanEval style: defines `check(candidate)`), if any."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_messages(self.messages)
+        if not self.task:
+            raise ConfigError("task", "must be a non-empty string")
+        if not self.id:
+            self.id = make_prompt_id(self.task, self.messages)
+        if "/" in self.id:
+            raise ConfigError("id", f"{self.id!r} must not contain '/' (candidate ids are prompt/model/index)")
+
+    @classmethod
+    def create(cls, task: str, messages: list[Message], **kwargs: Any) -> Prompt:
+        """A prompt whose id is derived from its task and messages."""
+        return cls(id=kwargs.pop("id", ""), task=task, messages=messages, **kwargs)
+
+    @property
+    def question(self) -> str:
+        """The text of the last user message: what the model is asked."""
+        return next(m["content"] for m in reversed(self.messages) if m["role"] == "user")
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One sampled answer to one prompt from one model."""
+
+    prompt_id: str
+    model: str
+    index: int
+    text: str
+    num_tokens: int | None = None
+    finish_reason: str | None = None
+    """"stop" when the model ended its answer, "length" when max_tokens cut it."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return candidate_id(self.prompt_id, self.model, self.index)
+
+
+def candidate_id(prompt_id: str, model: str, index: int) -> str:
+    return f"{prompt_id}/{model}/{index}"
+
+
+def split_candidate_id(cid: str) -> tuple[str, str, int]:
+    """Inverse of `candidate_id`; model names may themselves contain '/'."""
+    prompt_id, rest = cid.split("/", 1)
+    model, index = rest.rsplit("/", 1)
+    return prompt_id, model, int(index)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What one judge said about one candidate.
+
+    `score` / `correct` None means "this judge has no opinion" (a reward model
+    says nothing about correctness). `error` means "the judge failed on this
+    one" (a timeout, unparseable judge output): a failure is never turned into
+    a low score, so downstream code must look at `error` first.
+    """
+
+    candidate_id: str
+    judge: str
+    score: float | None = None
+    correct: bool | None = None
+    critique: str | None = None
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt_id(self) -> str:
+        return split_candidate_id(self.candidate_id)[0]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class PreferencePair:
+    """A DPO row in TRL's conversational form, plus how it was chosen.
+
+    `prompt` is the message list up to the answer; `chosen` / `rejected` are
+    one-message assistant lists, so `DPOTrainer` reads the row unchanged.
+    """
+
+    prompt_id: str
+    task: str
+    prompt: list[Message]
+    chosen: list[Message]
+    rejected: list[Message]
+    chosen_score: float
+    rejected_score: float
+    margin: float
+    rule: str
+    chosen_model: str
+    rejected_model: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+R = TypeVar("R")
+
+
+def record_from_dict(cls: type[R], data: Any) -> R:
+    """Build a record from a parsed JSON object; ConfigError names the field at fault."""
+    return from_data(cls, data, cls.__name__)
+
+
+def record_to_dict(record: Any) -> dict[str, Any]:
+    return record if isinstance(record, dict) else to_data(record)
+
+
+def dumps(record: Any) -> str:
+    """One JSONL line (without the newline); UTF-8 text stays readable."""
+    return json.dumps(record_to_dict(record), ensure_ascii=False)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def parse_line(line: str, path: Any, lineno: int, cls: type[R] | None = None) -> R | dict[str, Any]:
+    """Parse one JSONL line into `cls` (or a dict); RecordError names path:line and the field."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise RecordError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, dict):
+        raise RecordError(path, lineno, f"expected a JSON object, got {type(data).__name__}")
+    if cls is None:
+        return data
+    try:
+        return record_from_dict(cls, data)
+    except ConfigError as e:
+        raise RecordError(path, lineno, str(e)) from None
+
+
+def read_jsonl(path: str | os.PathLike[str], cls: type[R] | None = None) -> Iterator[R]:
+    """Yield every record of a JSONL (or .jsonl.gz) file; blank lines are skipped, bad ones raise."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    with _open_text(path) as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                yield parse_line(line, path, lineno, cls)  # type: ignore[misc]
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
+    """Write records atomically (temp file, then rename): readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(dumps(r) + "\n")
+            n += 1
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return n
