@@ -2,8 +2,8 @@
 
 Every stage writes its outputs into the run directory (`<out_dir>/<name>/`);
 running the same command again after a crash or a kill resumes where it
-stopped. `--dry-run` only checks the recipe (keys, types, paths) and prints
-the resolved form.
+stopped. `--dry-run` only checks the recipe (keys, types, paths) and its prompt
+files, and prints the resolved form.
 
 Example:
     thresher run recipes/quickstart.yaml
@@ -36,8 +36,24 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     if args.dry_run:
         yaml.safe_dump(to_data(recipe), sys.stdout, sort_keys=False, allow_unicode=True)
+        _check_prompts(recipe)
         return 0
     from thresher.rounds import run_recipe
 
     run_recipe(recipe)
     return 0
+
+
+def _check_prompts(recipe) -> None:
+    """Load every prompt source once, so a malformed line fails now with its file:line."""
+    from collections import Counter
+
+    from thresher.prompts import load_prompts
+
+    for split in ("train", "eval"):
+        src = getattr(recipe.prompts, split)
+        if src is None:
+            continue
+        prompts = load_prompts(src, f"prompts.{split}")
+        tasks = Counter(p.task for p in prompts)
+        print(f"# prompts.{split}: {len(prompts)} prompts; " + ", ".join(f"{t}={n}" for t, n in sorted(tasks.items())))

@@ -44,20 +44,22 @@ def _column(row: Mapping[str, Any], field: str, columns: Mapping[str, str]) -> s
 
 
 def row_to_prompt(row: Mapping[str, Any], columns: Mapping[str, str], task: str | None) -> Prompt:
-    """Build one Prompt from a data row; ValueError/ConfigError say which column is wrong."""
+    """Build one Prompt from a data row; ValueError/ConfigError say which column is wrong.
+
+    A mapped optional column (reference, tests, ...) may be absent from some
+    rows; `check_mapped_columns` fails if it is absent from all of them (a typo).
+    """
     used: set[str] = set()
 
     def take(field: str) -> Any:
         col = _column(row, field, columns)
         if col is None:
-            if field in columns:
-                raise ConfigError(f"columns.{field}", f"column {columns[field]!r} is not in the row")
             return None
         used.add(col)
         return row[col]
 
     messages = take("messages")
-    text = take("prompt")
+    text = take("prompt") if messages is None else None
     system = take("system")
     if messages is None:
         if text is None:
@@ -87,6 +89,13 @@ def row_to_prompt(row: Mapping[str, Any], columns: Mapping[str, str], task: str 
     )
 
 
+def check_mapped_columns(rows_seen: set[str], columns: Mapping[str, str], where: str) -> None:
+    """A mapped column that no row has is a typo in the mapping, not missing data."""
+    for field, col in columns.items():
+        if col not in rows_seen:
+            raise ConfigError(f"columns.{field}", f"column {col!r} appears in no row of {where}")
+
+
 def load_jsonl_prompts(path: str | Path, columns: Mapping[str, str] | None = None, task: str | None = None) -> list[Prompt]:
     """Prompts from a JSONL file; every bad line is reported as file:line."""
     path = Path(path)
@@ -95,6 +104,7 @@ def load_jsonl_prompts(path: str | Path, columns: Mapping[str, str] | None = Non
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     prompts = []
+    seen: set[str] = set()
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -105,20 +115,25 @@ def load_jsonl_prompts(path: str | Path, columns: Mapping[str, str] | None = Non
                 raise RecordError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(row, dict):
                 raise RecordError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+            seen.update(row)
             try:
                 prompts.append(row_to_prompt(row, columns, task))
             except (ValueError, ConfigError) as e:
                 raise RecordError(path, lineno, str(e)) from None
+    check_mapped_columns(seen, columns, str(path))
     return prompts
 
 
 def rows_to_prompts(rows: Iterable[Mapping[str, Any]], where: str, columns: Mapping[str, str], task: str | None) -> list[Prompt]:
     out = []
+    seen: set[str] = set()
     for i, row in enumerate(rows):
+        seen.update(row)
         try:
             out.append(row_to_prompt(row, columns, task))
         except (ValueError, ConfigError) as e:
             raise UserError(f"{where} row {i}: {e}") from None
+    check_mapped_columns(seen, columns, where)
     return out
 
 
