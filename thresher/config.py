@@ -138,6 +138,12 @@ class TrainConfig:
     data: list[str] = field(default_factory=lambda: ["sft"])
     """Which exports to train on: sft, critique_sft, dpo."""
     lora: bool = False
+    lora_r: int = 16
+    """LoRA rank (with `lora: true`)."""
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    merge_lora: bool = True
+    """Save LoRA-trained weights merged into the base (a plain model any sampler loads); false saves the adapter."""
     epochs: float = 1.0
     learning_rate: float = 1e-4
     batch_size: int = 8

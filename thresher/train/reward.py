@@ -1,0 +1,116 @@
+"""Reward-model training on exported preference pairs with TRL's RewardTrainer.
+
+The base can be a causal LM (a score head is added) or an existing sequence
+classification model; either way the result is an
+`AutoModelForSequenceClassification` with one output, usable by the
+reward-model judge in the next round. TRL drops pairs longer than
+`max_length`; the number dropped is recorded in the summary rather than lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from thresher.config import TrainConfig
+from thresher.errors import UserError
+from thresher.train.common import (
+    is_finished,
+    lora_config,
+    load_tokenizer,
+    read_rows,
+    train_and_save,
+    trainer_config,
+)
+from thresher.train.dpo import PAIR_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+def load_reward_model(path: str, pad_token_id: int | None) -> Any:
+    """A one-output sequence classifier from a reward model or causal LM directory (or hub id)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, pad_token_id=pad_token_id, dtype=torch.float32
+        )
+    except OSError as e:
+        raise UserError(f"{path}: cannot load as a reward model ({e})") from None
+
+
+def train_reward_model(
+    base_model: str,
+    data_files: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    seed: int = 0,
+    report_to: str = "none",
+) -> Path:
+    """Train a reward model on the pairs of `data_files`; returns `out_dir`, the saved model.
+
+    The Bradley-Terry loss of TRL's RewardTrainer pushes the score of
+    `prompt + chosen` above `prompt + rejected`. Skips when `out_dir` already
+    holds a finished model.
+    """
+    out_dir = Path(out_dir)
+    if is_finished(out_dir):
+        return out_dir
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    rows = read_rows(data_files, PAIR_COLUMNS)
+    set_seed(seed)
+    tokenizer = load_tokenizer(base_model)
+    model = load_reward_model(base_model, tokenizer.pad_token_id)
+    args = trainer_config(RewardConfig, cfg, out_dir, seed, report_to)
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg, "SEQ_CLS"),
+    )
+    kept = len(trainer.train_dataset)
+    if kept < len(rows):
+        log.warning("reward training: %d of %d pairs exceed max_length=%d and were dropped",
+                    len(rows) - kept, len(rows), cfg.max_length)
+    summary = {
+        "method": "reward",
+        "base_model": str(base_model),
+        "rows": len(rows),
+        "rows_dropped_too_long": len(rows) - kept,
+        "lora": cfg.lora,
+    }
+    return train_and_save(trainer, out_dir, cfg.merge_lora, summary)
+
+
+def pairwise_accuracy(model_path: str | Path, rows: Sequence[dict[str, Any]], batch_size: int = 16) -> float:
+    """Fraction of pairs whose chosen answer the reward model scores above the rejected one.
+
+    Rows are TRL preference rows (`prompt`, `chosen`, `rejected` message
+    lists); each side is formatted with the model's chat template, as the
+    trainer formats it.
+    """
+    import torch
+
+    if not rows:
+        raise ValueError("pairwise_accuracy: no pairs given")
+    tokenizer = load_tokenizer(str(model_path))
+    model = load_reward_model(str(model_path), tokenizer.pad_token_id).eval()
+    texts = []
+    for r in rows:
+        prompt = list(r.get("prompt") or [])
+        texts.append(tokenizer.apply_chat_template(prompt + list(r["chosen"]), tokenize=False))
+        texts.append(tokenizer.apply_chat_template(prompt + list(r["rejected"]), tokenize=False))
+    scores: list[float] = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True)
+            scores.extend(model(**batch).logits[:, 0].float().tolist())
+    wins = sum(1 for i in range(0, len(scores), 2) if scores[i] > scores[i + 1])
+    return wins / len(rows)
