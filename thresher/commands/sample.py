@@ -1,13 +1,193 @@
-"""thresher sample (being built)."""
+"""Sample N candidate answers per prompt from one or more models (teachers and students).
 
-HELP = "sample (being built)"
+Candidates go to OUT/candidates/ as JSONL shards (one Candidate per line,
+recording the model that wrote it); the prompts are copied to
+OUT/prompts.jsonl for the judging stage. The run is resumable: after a crash
+or a kill, the same command samples only what is missing, and a finished run
+is skipped.
+
+Examples:
+    thresher sample --prompts prompts.jsonl --model ./my-model --n 4 --backend hf --out runs/try/round_1
+    thresher sample --prompts prompts.jsonl --model teacher=Qwen/Qwen2.5-7B-Instruct --student ./ckpt \\
+        --n 8 --backend vllm --temperature 0.8 --out runs/try/round_1
+    thresher sample --prompts prompts.jsonl --model gpt-4o-mini --backend openai \\
+        --base-url https://api.openai.com/v1 --n 2 --out runs/try/round_1
+    thresher sample --recipe recipes/quickstart.yaml          # the recipe's models and train prompts
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+HELP = "sample N answers per prompt from teachers and students (vllm, hf, openai; resumable)"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("what to sample")
+    src.add_argument("--prompts", metavar="FILE.jsonl", help="Prompt records, one JSON object per line")
+    src.add_argument(
+        "--recipe",
+        metavar="RECIPE.yaml",
+        help="take models and train prompts from a recipe (--prompts still overrides the prompts)",
+    )
+    src.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set models[0].n=8",
+    )
+    src.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH_OR_ID",
+        help="a teacher: local directory, hub id, or served model name (backend openai); repeatable",
+    )
+    src.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        metavar="[NAME=]PATH_OR_ID",
+        help="like --model, with role student; repeatable",
+    )
+    src.add_argument(
+        "--out",
+        metavar="RUN_DIR",
+        help="where candidates/ and prompts.jsonl go (a recipe's default: <out_dir>/<name>/round_1)",
+    )
+
+    how = parser.add_argument_group("how to sample (for --model / --student)")
+    how.add_argument("--backend", choices=["vllm", "hf", "openai"], default="vllm")
+    how.add_argument("--n", type=int, default=4, help="candidates per prompt from each model (default 4)")
+    how.add_argument("--temperature", type=float, default=1.0, help="0 means greedy")
+    how.add_argument("--top-p", type=float, default=1.0)
+    how.add_argument("--max-tokens", type=int, default=512)
+    how.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string; repeatable")
+    how.add_argument("--seed", type=int, default=None)
+    how.add_argument("--base-url", help="OpenAI-compatible server URL (backend openai)")
+    how.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, value parsed as YAML: dtype=float32, tensor_parallel_size=2, "
+        "batch_size=64 (hf), max_concurrency=32 (openai); repeatable",
+    )
+
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--chunk-size", type=int, default=None, help="prompts per sampling call and per durable write (default 256)"
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or summary line")
 
 
-def run(args):
+def _split_name(spec: str) -> tuple[str | None, str]:
+    """`teacher=./path` -> ("teacher", "./path"); a bare path or URL-like id has no name."""
+    name, sep, path = spec.partition("=")
+    if sep and name and "/" not in name and ":" not in name:
+        return name, path
+    return None, spec
+
+
+def _model_args(items: list[str]) -> dict[str, Any]:
+    import yaml
+
     from thresher.errors import UserError
 
-    raise UserError("'sample' is not built yet")
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--model-arg {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+def _cli_models(args: argparse.Namespace) -> list[Any]:
+    from thresher.config import ModelConfig
+    from thresher.errors import ConfigError, UserError
+    from thresher.sampling.common import default_model_name
+    from thresher.sampling.params import SamplingParams
+
+    try:
+        sampling = SamplingParams(
+            n=args.n,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            max_tokens=args.max_tokens,
+            stop=list(args.stop),
+            seed=args.seed,
+        )
+    except ValueError as e:  # "top_p: must be in (0, 1], got 2.0" -> "--top-p: ..."
+        key, _, reason = str(e).partition(": ")
+        raise UserError(f"--{key.replace('_', '-')}: {reason}") from None
+    extra = _model_args(args.model_arg)
+    models, names = [], set()
+    specs = [(s, "teacher") for s in args.model] + [(s, "student") for s in args.student]
+    for spec, role in specs:
+        name, path = _split_name(spec)
+        base = name or (path.replace("/", "_") if args.backend == "openai" else default_model_name(path))
+        name, k = base, 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.add(name)
+        try:
+            models.append(
+                ModelConfig(
+                    name=name,
+                    path=path,
+                    role=role,
+                    backend=args.backend,
+                    n=args.n,
+                    sampling=sampling,
+                    base_url=args.base_url,
+                    args=dict(extra),
+                )
+            )
+        except ConfigError as e:
+            flag = {"base_url": "--base-url", "n": "--n"}.get(e.key, e.key)
+            raise UserError(f"{flag}: {e.reason}") from None
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    from thresher.config import load_recipe
+    from thresher.errors import UserError
+    from thresher.records import Prompt, read_jsonl, write_jsonl
+    from thresher.sampling.stage import DEFAULT_CHUNK, sample_stage
+
+    recipe = load_recipe(args.recipe, args.overrides) if args.recipe else None
+    if recipe is not None and (args.model or args.student):
+        raise UserError("--model / --student and --recipe both name models; use one of them")
+    if recipe is None and args.overrides:
+        raise UserError("--set needs --recipe")
+    models = recipe.models if recipe is not None else _cli_models(args)
+    if not models:
+        raise UserError("no model to sample from: give --model PATH (repeatable) or --recipe RECIPE.yaml")
+
+    if args.prompts:
+        prompts = list(read_jsonl(args.prompts, Prompt))
+    elif recipe is not None:
+        from thresher.prompts import load_prompts
+
+        prompts = load_prompts(recipe.prompts.train, "prompts.train")
+    else:
+        raise UserError("no prompts: give --prompts FILE.jsonl or --recipe RECIPE.yaml")
+    if not prompts:
+        raise UserError(f"{args.prompts or args.recipe}: no prompts to sample")
+
+    if args.out:
+        out = Path(args.out)
+    elif recipe is not None:
+        out = recipe.run_dir / "round_1"
+    else:
+        raise UserError("--out RUN_DIR is required (candidates go to RUN_DIR/candidates/)")
+    sample_stage(
+        prompts, models, out / "candidates", progress=not args.no_progress, chunk_size=args.chunk_size or DEFAULT_CHUNK
+    )
+    write_jsonl(out / "prompts.jsonl", prompts)
+    return 0

@@ -1,0 +1,164 @@
+"""The transformers backend: batched `generate` for models or machines vLLM does not serve.
+
+What makes it fast compared with the usual best-of-N loop (one `generate`
+per prompt): prompts are sorted by length and grouped into batches, so little
+compute goes to padding; each batch is left-padded (decoder-only models
+continue from the right edge) and asks for `num_return_sequences=n`, so the
+n answers of a prompt share one forward pass per token. Device and dtype come
+from accelerate and the checkpoint unless given.
+
+Seeding: a given `seed` seeds torch once per `sample` call, so the same
+prompts in the same order and batch size give the same answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from transformers import AutoModelForCausalLM, GenerationConfig, StoppingCriteria
+
+from thresher.errors import UserError
+from thresher.records import Candidate, Prompt
+from thresher.sampling.common import (
+    cut_at_stop,
+    default_model_name,
+    draws_per_prompt,
+    encode_chat,
+    expand_greedy,
+    is_greedy,
+    load_chat_tokenizer,
+)
+from thresher.sampling.params import SamplingParams
+
+
+class HFSampler:
+    """Samples with `transformers` `generate`; `batch_size` counts sequences (prompts x n) per call."""
+
+    def __init__(
+        self,
+        path: str,
+        name: str | None = None,
+        *,
+        batch_size: int = 32,
+        device: Any = None,
+        dtype: Any = None,
+    ):
+        if batch_size < 1:
+            raise UserError(f"batch_size: must be at least 1, got {batch_size}")
+        self.path = path
+        self.name = name or default_model_name(path)
+        self.batch_size = batch_size
+        self.tokenizer = load_chat_tokenizer(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+        self.device = torch.device(device) if device is not None else PartialState().device
+        if isinstance(dtype, str) and dtype != "auto":
+            dtype = getattr(torch, dtype)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(os.path.expanduser(path), dtype=dtype or "auto")
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot load model {path!r}: {str(e).splitlines()[0]}") from None
+        self.model = model.to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self.pad_id = self.tokenizer.pad_token_id
+
+    def _generation_config(self, params: SamplingParams) -> Any:
+        # A fresh config: the checkpoint's own sampling defaults (top_k=20, repetition
+        # penalties) must not leak in, so params mean what they mean on vLLM.
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "num_return_sequences": draws_per_prompt(params),
+            "eos_token_id": sorted(self.eos_ids),
+            "pad_token_id": self.pad_id,
+        }
+        if is_greedy(params):
+            kwargs.update(do_sample=False)
+        else:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+        return GenerationConfig(**kwargs)
+
+    def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
+        if not prompts:
+            return []
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        config = self._generation_config(params)
+        draws = draws_per_prompt(params)
+        encoded = [encode_chat(self.tokenizer, p.messages) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # longest first: OOM shows early
+        per_batch = max(1, self.batch_size // draws)
+        results: list[list[Candidate]] = [[] for _ in prompts]
+        for start in range(0, len(order), per_batch):
+            batch = order[start : start + per_batch]
+            inputs = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            prompt_len = inputs["input_ids"].shape[1]
+            stopping = [StopInAnswer(self.tokenizer, params.stop, prompt_len)] if params.stop else None
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, generation_config=config, stopping_criteria=stopping)
+            generated = out[:, prompt_len:].tolist()
+            for row, ids in enumerate(generated):
+                i = batch[row // draws]
+                results[i].append(self._candidate(prompts[i], len(results[i]), ids, params))
+        return [expand_greedy(c, params) for c in results]
+
+    def _candidate(self, prompt: Prompt, index: int, ids: list[int], params: SamplingParams) -> Candidate:
+        end = next((k + 1 for k, t in enumerate(ids) if t in self.eos_ids), None)
+        if end is None:  # no EOS: cut the padding a finished (stop string) row was filled with
+            end = len(ids)
+            if self.pad_id is not None:
+                while end > 0 and ids[end - 1] == self.pad_id:
+                    end -= 1
+        ids = ids[:end]
+        text, stopped = cut_at_stop(self._decode(ids), params.stop)
+        if stopped:  # count the tokens up to the one that completed the stop string, as vLLM does
+            lo, hi = 1, len(ids)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if cut_at_stop(self._decode(ids[:mid]), params.stop)[1] else (mid + 1, hi)
+            ids = ids[:lo]
+        hit_eos = bool(ids) and ids[-1] in self.eos_ids
+        finish = "stop" if hit_eos or stopped or len(ids) < params.max_tokens else "length"
+        return Candidate(prompt.id, self.name, index, text, num_tokens=len(ids), finish_reason=finish)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def close(self) -> None:
+        """Free the model's memory (the stage calls this before loading the next model)."""
+        import gc
+
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class StopInAnswer(StoppingCriteria):
+    """Ends a row once its answer (not prompt + answer) holds a stop string.
+
+    transformers' own `stop_strings` also match across the end of the prompt:
+    a ChatML prompt ends in a newline, so stop="\\n\\n" fired on the answer's
+    first newline. Only a window of recent answer tokens is decoded per step,
+    wide enough for the longest stop string even at one byte per token.
+    """
+
+    def __init__(self, tokenizer: Any, stop: list[str], prompt_len: int):
+        self.tokenizer = tokenizer
+        self.stop = stop
+        self.prompt_len = prompt_len
+        self.window = 4 * max(len(s) for s in stop) + 4
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        start = max(self.prompt_len, input_ids.shape[1] - self.window)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        return torch.tensor([cut_at_stop(t, self.stop)[1] for t in tails], device=input_ids.device)

