@@ -81,8 +81,9 @@ def repair_tail(path: Path) -> int:
             return 0
         except (json.JSONDecodeError, UnicodeDecodeError):
             end = start
-    with open(path, "r+b") as f:
-        f.truncate(end)
+    if end < len(data):  # an intact file is left untouched (its mtime marks when records were last added)
+        with open(path, "r+b") as f:
+            f.truncate(end)
     return len(data) - end
 
 
