@@ -1,0 +1,347 @@
+"""Make prompts with the field's synthesis methods and write them to prompts.jsonl.
+
+  self-instruct   grow seed instructions into new ones (ROUGE-L dedup, classification-aware inputs)
+  selfqa          questions from domain documents, kept only when the passage answers them consistently
+  magpie          let an aligned model write user requests from its bare chat template
+  backtranslate   write the request each good response answers, keep well-rated pairs
+  select          pick the rows of an existing SFT pool closest to a set of target prompts
+
+Every method but `select` needs a model (--model, --backend). The output is
+Prompt records (one JSON object per line) ready for `thresher sample` or a
+recipe's `prompts.train.path`; --rejected writes every dropped text with the
+reason it was dropped. self-instruct and magpie append as they go: run the
+same command with --resume to continue a killed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thresher.errors import UserError
+
+HELP = "make prompts: self-instruct, selfqa, magpie, backtranslate, select"
+
+METHODS = ("self-instruct", "selfqa", "magpie", "backtranslate", "select")
+
+
+def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=required, help="model directory, hub id, or served model name (openai)")
+    g.add_argument("--backend", choices=("vllm", "hf", "openai"), default="vllm")
+    g.add_argument("--base-url", help="OpenAI-compatible server URL (backend openai)")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, value parsed as YAML (dtype=float32, tensor_parallel_size=2, batch_size=8)")
+    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the method's)")
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--max-tokens", type=int, default=None)
+    g.add_argument("--seed", type=int, default=0)
+
+
+def _output_args(p: argparse.ArgumentParser, task: str | None, resumable: bool = False) -> None:
+    p.add_argument("--out", default="prompts.jsonl", help="where to write the prompts (default: prompts.jsonl)")
+    p.add_argument("--rejected", help="also write every dropped text and its reason here (JSONL)")
+    if task is not None:
+        p.add_argument("--task", default=task, help=f"task tag of every prompt (default: {task})")
+    if resumable:
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run: keep --out, add to it")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _filter_args(p: argparse.ArgumentParser, min_words: int, max_words: int) -> None:
+    p.add_argument("--min-words", type=int, default=min_words, help=f"shortest kept text in words (default {min_words})")
+    p.add_argument("--max-words", type=int, default=max_words, help=f"longest kept text in words (default {max_words})")
+    p.add_argument("--rouge-threshold", type=float, default=0.7,
+                   help="drop a text whose ROUGE-L with a kept one reaches this (default 0.7)")
+    p.add_argument("--granularity", choices=("auto", "char", "jieba"), default="auto",
+                   help="ROUGE tokens for Chinese: jieba words (auto) or characters")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
+
+    p = sub.add_parser("self-instruct", help="grow seed instructions into new ones (Self-Instruct)")
+    p.add_argument("--seeds", required=True, help="seed prompts: a JSONL of prompts/instructions or a .txt, one per line")
+    p.add_argument("--count", type=int, required=True, help="how many new prompts to make")
+    p.add_argument("--per-request", type=int, default=4, help="new tasks asked for per request (default 4)")
+    p.add_argument("--no-inputs", action="store_true", help="keep bare instructions; skip classifying and inputs")
+    p.add_argument("--language", choices=("auto", "en", "zh"), default="auto")
+    p.add_argument("--max-requests", type=int, help="give up after this many generation requests")
+    _filter_args(p, 3, 150)
+    _model_args(p)
+    _output_args(p, task=None, resumable=True)
+
+    p = sub.add_parser("selfqa", help="questions from domain documents, checked against their passage (SelfQA)")
+    p.add_argument("--docs", nargs="+", required=True,
+                   help="documents: text files (one document each) or JSONL files with a text column")
+    p.add_argument("--text-column", default="text", help="text column of JSONL documents (default: text)")
+    p.add_argument("--questions-per-passage", type=int, default=3)
+    p.add_argument("--answer-samples", type=int, default=3, help="answers sampled per question for the check")
+    p.add_argument("--min-answered", type=float, default=0.6)
+    p.add_argument("--min-agreement", type=float, default=0.35)
+    p.add_argument("--min-support", type=float, default=0.5)
+    p.add_argument("--open-book", action="store_true", help="put the passage in the prompt")
+    p.add_argument("--max-chars", type=int, default=1500, help="longest passage in characters")
+    p.add_argument("--min-chars", type=int, default=200, help="shortest passage that gets questions")
+    p.add_argument("--language", choices=("auto", "en", "zh"), default="auto")
+    _filter_args(p, 3, 80)
+    _model_args(p)
+    _output_args(p, task="selfqa")
+
+    p = sub.add_parser("magpie", help="user requests written by an aligned model from its chat template (Magpie)")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--system", help="domain system prompt placed before the user turn")
+    p.add_argument("--keep-system", action="store_true", help="keep the system prompt in each prompt's messages")
+    p.add_argument("--tokenizer", help="tokenizer with the chat template (backend openai; default: --model)")
+    p.add_argument("--max-requests", type=int)
+    _filter_args(p, 3, 150)
+    _model_args(p)
+    _output_args(p, task="magpie", resumable=True)
+
+    p = sub.add_parser("backtranslate", help="the request each response answers, self-curated (back-translation)")
+    p.add_argument("--responses", nargs="+", required=True,
+                   help="responses: JSONL files with a text column, or text files (one response each)")
+    p.add_argument("--text-column", default="text", help="text column of JSONL responses (default: text)")
+    p.add_argument("--min-score", type=float, default=4.0, help="keep pairs rated at least this, 1-5 (default 4)")
+    p.add_argument("--score-samples", type=int, default=1)
+    p.add_argument("--language", choices=("auto", "en", "zh"), default="auto")
+    p.add_argument("--min-words", type=int, default=3)
+    p.add_argument("--max-words", type=int, default=300)
+    _model_args(p)
+    _output_args(p, task="backtranslation")
+
+    p = sub.add_parser("select", help="rows of an SFT pool closest to target prompts, capped per task")
+    p.add_argument("--pool", required=True, help="JSONL pool (messages or prompt/instruction columns)")
+    p.add_argument("--targets", required=True, help="JSONL target prompts; their task column defines the tasks")
+    p.add_argument("--per-task", type=int, required=True, help="rows kept per target task")
+    p.add_argument("--neighbors", type=int, default=1, help="nearest targets averaged per task (default 1)")
+    p.add_argument("--tag-weight", type=float, default=0.0, help="weight of tag overlap, 0-1 (default 0)")
+    p.add_argument("--min-score", type=float, default=0.3)
+    p.add_argument("--max-similarity", type=float, default=0.95,
+                   help="rows this similar to a target are copies and left out (default 0.95; 1.01 keeps them)")
+    p.add_argument("--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--tag-with-model", action="store_true",
+                   help="tag rows that have no tags (metadata.tags) with --model")
+    _model_args(p, required=False)
+    _output_args(p, task=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    resume = getattr(args, "resume", False)
+    if out.exists() and not (resume or args.overwrite):
+        raise UserError(f"{out} exists; pass --overwrite to replace it" +
+                        (" or --resume to continue it" if hasattr(args, "resume") else ""))
+    if args.method == "self-instruct":
+        result = _self_instruct(args, out, resume)
+    elif args.method == "selfqa":
+        result = _selfqa(args)
+    elif args.method == "magpie":
+        result = _magpie(args, out, resume)
+    elif args.method == "backtranslate":
+        result = _backtranslate(args)
+    else:
+        result = _select(args)
+    if not hasattr(args, "resume"):
+        from thresher.records import write_jsonl
+
+        write_jsonl(out, result.prompts)
+    if args.rejected:
+        from thresher.records import write_jsonl
+
+        write_jsonl(args.rejected, result.rejected)
+    total = len(out.read_text(encoding="utf-8").splitlines()) if out.exists() else 0
+    print(f"thresher prompts {args.method}: {result.summary()}; {total} prompts in {out}")
+    if result.dropped:
+        print(f"  dropped without listing: {dict(result.dropped)}")
+    return 0
+
+
+# ---------------------------------------------------------------- model and params
+
+
+def _sampler(args: argparse.Namespace) -> Any:
+    from thresher.config import ModelConfig
+    from thresher.errors import ConfigError
+    from thresher.sampling import build_sampler
+    from thresher.sampling.common import default_model_name
+
+    extra: dict[str, Any] = {}
+    for item in args.model_arg:
+        if "=" not in item:
+            raise UserError(f"--model-arg {item!r}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        extra[key] = yaml.safe_load(raw)
+    try:
+        config = ModelConfig(name=default_model_name(args.model), path=args.model, backend=args.backend,
+                             base_url=args.base_url, args=extra)
+    except ConfigError as e:
+        raise UserError(f"--{e.key.replace('_', '-')}: {e.reason}") from None
+    return build_sampler(config)
+
+
+def _params(args: argparse.Namespace, default: Any) -> Any:
+    from dataclasses import replace
+
+    changes = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
+                                  ("max_tokens", args.max_tokens)) if v is not None}
+    try:
+        return replace(default, seed=args.seed, **changes)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def _text_filter(args: argparse.Namespace) -> Any:
+    from thresher.prompts.filters import TextFilter
+
+    return TextFilter(min_words=args.min_words, max_words=args.max_words,
+                      granularity=getattr(args, "granularity", "auto"))
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _read_texts(paths: list[str], column: str) -> list[tuple[str, str]]:
+    """(name, text) per document: a text file is one document; a JSONL file gives one per line."""
+    docs = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        if path.suffix in (".jsonl", ".gz"):
+            from thresher.records import read_jsonl
+
+            for lineno, row in enumerate(read_jsonl(path), start=1):
+                if not isinstance(row.get(column), str):
+                    raise UserError(f"{path}:{lineno}: no text column {column!r} (set --text-column)")
+                docs.append((f"{path.name}:{lineno}", row[column]))
+        else:
+            docs.append((path.name, path.read_text(encoding="utf-8", errors="replace")))
+    return docs
+
+
+def _read_prompts(path: str, task: str | None = None) -> list[Any]:
+    from thresher.prompts.loaders import load_jsonl_prompts
+    from thresher.records import Prompt
+
+    p = Path(path)
+    if p.suffix == ".txt":
+        if not p.is_file():
+            raise UserError(f"{p}: no such file")
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        return [Prompt.create(task or "default", [{"role": "user", "content": ln}]) for ln in lines]
+    return load_jsonl_prompts(p, task=task)
+
+
+def _existing(out: Path, resume: bool) -> list[Any]:
+    from thresher.records import Prompt, read_jsonl
+    from thresher.store import repair_tail
+
+    if resume and out.exists():
+        repair_tail(out)
+        return list(read_jsonl(out, Prompt))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("", encoding="utf-8")
+    return []
+
+
+def _appender(out: Path):
+    from thresher.records import dumps
+
+    def append(prompts: list[Any]) -> None:
+        with open(out, "a", encoding="utf-8") as f:
+            f.writelines(dumps(p) + "\n" for p in prompts)
+            f.flush()
+
+    return append
+
+
+# ---------------------------------------------------------------- methods
+
+
+def _self_instruct(args: argparse.Namespace, out: Path, resume: bool) -> Any:
+    from thresher.prompts.self_instruct import SelfInstructConfig, self_instruct
+    from thresher.sampling.params import SamplingParams
+
+    seeds = _read_prompts(args.seeds, task="self_instruct")
+    config = SelfInstructConfig(per_request=args.per_request, rouge_threshold=args.rouge_threshold,
+                                granularity=args.granularity, filter=_text_filter(args),
+                                generate_inputs=not args.no_inputs, language=args.language,
+                                max_requests=args.max_requests)
+    existing = _existing(out, resume)
+    sampler = _sampler(args)
+    params = _params(args, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=512))
+    return self_instruct(sampler, seeds, args.count, params, config, seed=args.seed, existing=existing,
+                         on_batch=_appender(out))
+
+
+def _selfqa(args: argparse.Namespace) -> Any:
+    from thresher.prompts.selfqa import SelfQAConfig, selfqa
+    from thresher.sampling.params import SamplingParams
+
+    docs = _read_texts(args.docs, args.text_column)
+    config = SelfQAConfig(questions_per_passage=args.questions_per_passage, answer_samples=args.answer_samples,
+                          min_answered=args.min_answered, min_agreement=args.min_agreement,
+                          min_support=args.min_support, open_book=args.open_book,
+                          rouge_threshold=args.rouge_threshold, granularity=args.granularity,
+                          filter=_text_filter(args), max_chars=args.max_chars, min_chars=args.min_chars,
+                          language=args.language)
+    sampler = _sampler(args)
+    return selfqa(sampler, docs, args.task, _params(args, SamplingParams(temperature=0.7, top_p=0.95)), config)
+
+
+def _magpie(args: argparse.Namespace, out: Path, resume: bool) -> Any:
+    from thresher.prompts.magpie import MagpieConfig, magpie
+    from thresher.sampling.common import load_chat_tokenizer
+    from thresher.sampling.params import SamplingParams
+
+    config = MagpieConfig(system=args.system, keep_system=args.keep_system, rouge_threshold=args.rouge_threshold,
+                          granularity=args.granularity, filter=_text_filter(args), max_requests=args.max_requests)
+    existing = _existing(out, resume)
+    sampler = _sampler(args)
+    tokenizer = getattr(sampler, "tokenizer", None)
+    if tokenizer is None or args.tokenizer:
+        tokenizer = load_chat_tokenizer(args.tokenizer or args.model)
+    params = _params(args, SamplingParams(temperature=1.0, top_p=1.0, max_tokens=256))
+    return magpie(sampler, tokenizer, args.count, args.task, params, config, existing=existing,
+                  on_batch=_appender(out))
+
+
+def _backtranslate(args: argparse.Namespace) -> Any:
+    from thresher.prompts.backtranslation import BacktranslationConfig, backtranslate
+    from thresher.prompts.filters import TextFilter
+    from thresher.sampling.params import SamplingParams
+
+    responses = [text for _, text in _read_texts(args.responses, args.text_column)]
+    config = BacktranslationConfig(min_score=args.min_score, score_samples=args.score_samples,
+                                   filter=TextFilter(min_words=args.min_words, max_words=args.max_words),
+                                   language=args.language)
+    sampler = _sampler(args)
+    params = _params(args, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=256))
+    return backtranslate(sampler, responses, args.task, params, config)
+
+
+def _select(args: argparse.Namespace) -> Any:
+    from thresher.prompts.pool_select import PoolSelectConfig, select_from_pool, sentence_embedder, tag_prompts
+
+    pool = _read_prompts(args.pool, task="pool")
+    targets = _read_prompts(args.targets)
+    if args.tag_with_model:
+        if not args.model:
+            raise UserError("--tag-with-model needs --model")
+        untagged = [p for p in [*pool, *targets] if "tags" not in p.metadata]
+        if untagged:
+            from thresher.sampling.params import SamplingParams
+
+            params = _params(args, SamplingParams(temperature=0.0, max_tokens=64))
+            for p, tags in zip(untagged, tag_prompts(_sampler(args), untagged, params)):
+                p.metadata["tags"] = tags
+    config = PoolSelectConfig(per_task=args.per_task, neighbors=args.neighbors, tag_weight=args.tag_weight,
+                              min_score=args.min_score,
+                              max_similarity=args.max_similarity if args.max_similarity <= 1 else None)
+    needs_embedder = config.tag_weight < 1 or config.max_similarity is not None
+    embedder = sentence_embedder(args.embedding_model) if needs_embedder else None
+    return select_from_pool(pool, targets, config, embedder)
+
