@@ -1,0 +1,320 @@
+"""Critique-SFT rows: teaching a model to judge, from what the judges wrote and found.
+
+The user turn shows the problem and several candidates (teachers' and
+students' alike) in a shuffled order that the row records (`order`); the
+assistant turn is the judge's reasoning and conclusion:
+
+- a listwise LLM judge: its own reasoning and conclusion, verbatim. Its text
+  refers to candidates by the labels it saw, so the row shows exactly the
+  candidates it judged, in the order it saw them (`metadata["position"]`,
+  0-based, and optional `metadata["label"]` on its verdicts; without them the
+  order candidates were judged in). That order was the judge's own shuffle.
+- a pointwise LLM judge: each candidate's critique and score, then the best.
+- a verifier (math, code): a critique built from what it found, per
+  candidate: the extracted answer against the reference, or the failing test
+  and its error; then which candidate is best (the policy's choice among the
+  correct ones), or that none is correct.
+
+A row whose conclusion contradicts a verifier (the judge names as best an
+answer a verifier failed while another shown answer passed) is dropped and
+counted: it would teach the wrong judgement.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from thresher.errors import ConfigError
+from thresher.feedback.groups import JudgeInfo, PromptGroup, judge_score
+from thresher.feedback.policies import Selection, prompt_rng, tie_key
+from thresher.records import Candidate, Verdict
+
+
+@dataclass(slots=True)
+class CritiqueOptions:
+    """`export.args.critique`: which judge's reasoning becomes critique data, and how many candidates a row shows."""
+
+    judge: str | None = None
+    """The judge whose critiques are used; by default the only listwise or pointwise LLM judge, else the verifier."""
+    max_candidates: int = 4
+    """Most candidates a row shows (a listwise judge's rows show all it saw)."""
+    min_candidates: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CritiqueTemplate:
+    instruction: str
+    problem: str
+    candidate: str
+    answer_correct: str
+    answer_wrong: str
+    answer_missing: str
+    tests_pass: str
+    correct: str
+    wrong: str
+    pointwise: str
+    best_one: str
+    best_many: str
+    none_correct: str
+    label_sep: str
+    label_last: str
+
+
+TEMPLATES: dict[str, CritiqueTemplate] = {
+    "en": CritiqueTemplate(
+        instruction=(
+            "Below are a problem and {n} candidate answers. Judge each candidate: say whether it is "
+            "correct and why. Then name the best candidate."
+        ),
+        problem="Problem:\n{question}",
+        candidate="Candidate {label}:\n{text}",
+        answer_correct="Candidate {label} gives the final answer {answer}, which equals the correct answer "
+        "{reference}, so it is correct.",
+        answer_wrong="Candidate {label} gives the final answer {answer}, but the correct answer is {reference}, "
+        "so it is wrong.",
+        answer_missing="Candidate {label} gives no clear final answer (the correct answer is {reference}), "
+        "so it is wrong.",
+        tests_pass="Candidate {label} passes all the tests, so it is correct.",
+        correct="Candidate {label} is correct.",
+        wrong="Candidate {label} is wrong: {why}",
+        pointwise="Candidate {label}: {critique}\nScore: {score}",
+        best_one="Conclusion: the best answer is Candidate {label}.",
+        best_many="Conclusion: the best answers are Candidates {labels}.",
+        none_correct="Conclusion: none of the candidates is correct.",
+        label_sep=", ",
+        label_last=" and ",
+    ),
+    "zh": CritiqueTemplate(
+        instruction="下面是一道题目和 {n} 个候选答案。请逐一评判每个候选答案是否正确，并说明理由；最后指出最好的候选答案。",
+        problem="题目：\n{question}",
+        candidate="候选答案 {label}：\n{text}",
+        answer_correct="候选答案 {label} 的最终答案是 {answer}，与正确答案 {reference} 相同，因此正确。",
+        answer_wrong="候选答案 {label} 的最终答案是 {answer}，但正确答案是 {reference}，因此错误。",
+        answer_missing="候选答案 {label} 没有给出明确的最终答案（正确答案是 {reference}），因此错误。",
+        tests_pass="候选答案 {label} 通过了全部测试，因此正确。",
+        correct="候选答案 {label} 是正确的。",
+        wrong="候选答案 {label} 是错误的：{why}",
+        pointwise="候选答案 {label}：{critique}\n得分：{score}",
+        best_one="结论：最好的答案是候选答案 {label}。",
+        best_many="结论：最好的答案是候选答案 {labels}。",
+        none_correct="结论：没有一个候选答案是正确的。",
+        label_sep="、",
+        label_last="和",
+    ),
+}
+"""Critique templates by `export.language`."""
+
+_WHY_CHARS = 600
+"""A verifier's failure detail (failing test, stderr tail) is cut to this many characters."""
+
+
+def resolve_critique_judge(judges: Mapping[str, JudgeInfo], name: str | None) -> str:
+    """The judge whose reasoning the rows teach: named, or the only LLM judge, or the only verifier."""
+    if name is not None:
+        if name not in judges:
+            known = ", ".join(sorted(judges)) or "none"
+            raise ConfigError("export.args.critique.judge", f"no verdicts from judge {name!r} (judges: {known})")
+        return name
+    for kinds in (("listwise", "llm"), ("verifier",)):
+        fitting = sorted(j.name for j in judges.values() if j.kind in kinds and j.verdicts > j.errors)
+        if len(fitting) == 1:
+            return fitting[0]
+        if len(fitting) > 1:
+            raise ConfigError(
+                "export.args.critique.judge",
+                f"several judges could write the critiques ({', '.join(fitting)}); name one",
+            )
+    raise ConfigError(
+        "export.args.critique.judge",
+        "critique export needs an LLM judge's critiques or a verifier's findings; "
+        f"judges in this round: {', '.join(f'{j.name} ({j.kind})' for j in judges.values()) or 'none'}",
+    )
+
+
+def _join_labels(labels: list[str], t: CritiqueTemplate) -> str:
+    if len(labels) == 1:
+        return labels[0]
+    return t.label_sep.join(labels[:-1]) + t.label_last + labels[-1]
+
+
+def _fmt_score(s: float) -> str:
+    return f"{s:g}"
+
+
+class CritiqueBuilder:
+    """Builds one critique-SFT row per prompt; counts prompts without a row by reason."""
+
+    def __init__(self, judge: JudgeInfo, options: CritiqueOptions, language: str, seed: int):
+        if language not in TEMPLATES:
+            raise ConfigError("export.language", f"{language!r} is not one of {', '.join(TEMPLATES)}")
+        self.judge = judge
+        self.options = options
+        self.language = language
+        self.t = TEMPLATES[language]
+        self.seed = seed
+        self.dropped: Counter[str] = Counter()
+
+    def row(self, group: PromptGroup, selection: Selection) -> dict[str, Any] | None:
+        """The row for this prompt, or None (and a counted reason)."""
+        kind = self.judge.kind
+        built = self._listwise(group) if kind == "listwise" else self._shown(group, selection)
+        if isinstance(built, str):
+            self.dropped[built] += 1
+            return None
+        shown, labels = built
+        if len(shown) < self.options.min_candidates:
+            self.dropped["too_few_candidates"] += 1
+            return None
+        if kind == "listwise":
+            verdicts = [group.verdict(c.id, self.judge.name) for c in shown]
+            reasoning = next((v.critique for v in verdicts if v is not None and v.critique), None)
+            if not reasoning:
+                self.dropped["no_critique"] += 1
+                return None
+            best = [c for c, v in zip(shown, verdicts, strict=True) if v is not None and v.metadata.get("chosen")]
+            if not best:
+                ranked = [(judge_score(v), c) for c, v in zip(shown, verdicts, strict=True)]
+                ranked = [(s, c) for s, c in ranked if s is not None]
+                best = [max(ranked, key=lambda sc: sc[0])[1]] if ranked else []
+            answer = reasoning.strip()
+        elif kind == "verifier":
+            answer, best = self._verifier_text(group, selection, shown, labels)
+        else:
+            answer, best = self._pointwise_text(group, shown, labels)
+        if self._contradicts_verifier(group, shown, best):
+            self.dropped["judge_contradicts_verifier"] += 1
+            return None
+        t = self.t
+        parts = [t.instruction.format(n=len(shown)), t.problem.format(question=group.prompt.question)]
+        parts += [t.candidate.format(label=lab, text=c.text) for c, lab in zip(shown, labels, strict=True)]
+        return {
+            "messages": [
+                {"role": "user", "content": "\n\n".join(parts)},
+                {"role": "assistant", "content": answer},
+            ],
+            "order": [c.id for c in shown],
+            "labels": labels,
+            "models": [c.model for c in shown],
+            "best": [c.id for c in best],
+            "prompt_id": group.prompt.id,
+            "task": group.prompt.task,
+            "judge": self.judge.name,
+            "judge_kind": kind,
+            "language": self.language,
+        }
+
+    # which candidates a row shows ------------------------------------------------------
+    def _listwise(self, group: PromptGroup) -> tuple[list[Candidate], list[str]] | str:
+        seen = []
+        for i, c in enumerate(group.candidates):
+            v = group.verdict(c.id, self.judge.name)
+            if v is None:
+                continue
+            if v.error is not None:
+                return "judge_failed"
+            pos = v.metadata.get("position")
+            seen.append((pos if isinstance(pos, int) and not isinstance(pos, bool) else i, i, c, v))
+        seen.sort(key=lambda x: (x[0], x[1]))
+        labels = [str(v.metadata.get("label") or k + 1) for k, (_, _, _, v) in enumerate(seen)]
+        return [c for _, _, c, _ in seen], labels
+
+    def _shown(self, group: PromptGroup, selection: Selection) -> tuple[list[Candidate], list[str]] | str:
+        usable = []
+        for c in group.candidates:
+            v = group.verdict(c.id, self.judge.name)
+            if v is None or v.error is not None:
+                continue
+            if self.judge.kind == "verifier" and v.correct is None:
+                continue
+            if self.judge.kind != "verifier" and judge_score(v) is None:
+                continue
+            usable.append(c)
+        if not usable:
+            return "no_verdicts"
+        rng = prompt_rng(self.seed, group.prompt.id, "critique")
+        pool = sorted(usable, key=lambda c: tie_key(self.seed, c.id))
+        rng.shuffle(pool)
+        cap = self.options.max_candidates
+        picked: list[Candidate] = []
+        if self.judge.kind == "verifier":
+            # show the policy's choice, and both a right and a wrong answer where there are some
+            kept_ids = [k.candidate.id for k in selection.kept]
+            first = [c for c in pool if c.id in kept_ids[:1]]
+            right = [c for c in pool if group.verdict(c.id, self.judge.name).correct]  # type: ignore[union-attr]
+            wrong = [c for c in pool if not group.verdict(c.id, self.judge.name).correct]  # type: ignore[union-attr]
+            for c in first + right[:1] + wrong[:1] + pool:
+                if c not in picked and len(picked) < cap:
+                    picked.append(c)
+        else:
+            picked = pool[:cap]
+        rng.shuffle(picked)
+        return picked, [str(i + 1) for i in range(len(picked))]
+
+    # what the assistant says -------------------------------------------------------------
+    def _verifier_text(
+        self, group: PromptGroup, selection: Selection, shown: list[Candidate], labels: list[str]
+    ) -> tuple[str, list[Candidate]]:
+        t = self.t
+        ref = group.prompt.reference
+        lines = []
+        right = []
+        for c, lab in zip(shown, labels, strict=True):
+            v: Verdict = group.verdict(c.id, self.judge.name)  # type: ignore[assignment]
+            answer = v.metadata.get("answer")
+            if v.correct:
+                right.append(c)
+                if ref is not None and answer is not None:
+                    lines.append(t.answer_correct.format(label=lab, answer=answer, reference=ref))
+                elif group.prompt.tests:
+                    lines.append(t.tests_pass.format(label=lab))
+                else:
+                    lines.append(t.correct.format(label=lab))
+            elif ref is not None and answer is not None:
+                lines.append(t.answer_wrong.format(label=lab, answer=answer, reference=ref))
+            elif ref is not None and not group.prompt.tests:
+                lines.append(t.answer_missing.format(label=lab, reference=ref))
+            else:
+                why = (v.critique or "").strip()
+                why = why if len(why) <= _WHY_CHARS else why[:_WHY_CHARS] + " ..."
+                lines.append(t.wrong.format(label=lab, why=why or "-"))
+        if not right:
+            return "\n".join(lines) + "\n\n" + t.none_correct, []
+        kept = [k.candidate.id for k in selection.kept]
+        by_policy = sorted(right, key=lambda c: (kept.index(c.id) if c.id in kept else len(kept),
+                                                  -selection.scores.get(c.id, 0.0), tie_key(self.seed, c.id)))
+        best = by_policy[0]
+        label = labels[shown.index(best)]
+        return "\n".join(lines) + "\n\n" + t.best_one.format(label=label), [best]
+
+    def _pointwise_text(
+        self, group: PromptGroup, shown: list[Candidate], labels: list[str]
+    ) -> tuple[str, list[Candidate]]:
+        t = self.t
+        blocks = []
+        scores = []
+        for c, lab in zip(shown, labels, strict=True):
+            v: Verdict = group.verdict(c.id, self.judge.name)  # type: ignore[assignment]
+            s = judge_score(v)
+            scores.append(s)
+            blocks.append(t.pointwise.format(label=lab, critique=(v.critique or "").strip(), score=_fmt_score(s)))  # type: ignore[arg-type]
+        top = max(scores)  # type: ignore[type-var]
+        best = [c for c, s in zip(shown, scores, strict=True) if s == top]
+        best_labels = [labels[shown.index(c)] for c in best]
+        if len(best) == 1:
+            conclusion = t.best_one.format(label=best_labels[0])
+        else:
+            conclusion = t.best_many.format(labels=_join_labels(best_labels, t))
+        return "\n\n".join(blocks) + "\n\n" + conclusion, best
+
+    def _contradicts_verifier(self, group: PromptGroup, shown: list[Candidate], best: list[Candidate]) -> bool:
+        """True when a named-best answer failed a verifier that passed another shown answer."""
+        if self.judge.kind == "verifier":
+            return False
+        for c in best:
+            for j, ok in group.verifier_results(c.id).items():
+                if ok is False and any(group.verifier_results(o.id).get(j) is True for o in shown if o is not c):
+                    return True
+        return False

@@ -1,0 +1,122 @@
+"""Exact and near-duplicate removal over export rows (MinHash LSH from datasketch).
+
+Duplicates skew training towards whatever was repeated: the same prompt
+sampled twice, two candidates that differ in one space, a teacher answer
+pasted into many prompts. A row is first checked exactly (its normalised
+text: lower case, whitespace collapsed, so whitespace-identical texts are
+exact duplicates), then for near duplicates: character n-gram MinHash
+signatures in an LSH index propose earlier rows, and the proposal counts only
+if the estimated Jaccard similarity really reaches the threshold (LSH alone
+lets some less similar pairs through). The first row seen is kept.
+
+Memory is one digest per row plus one signature and the LSH band keys per
+row (about 2 KB at the default 64 permutations), so a few hundred thousand
+rows fit easily; rows themselves are never held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from thresher.errors import ConfigError
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Lower case with runs of whitespace collapsed: what makes two texts "the same" for dedup."""
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+@dataclass(slots=True)
+class DedupConfig:
+    """`export.args.dedup`: how duplicate rows are found."""
+
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.85
+    """Estimated Jaccard similarity of character n-grams at which a row is a near duplicate."""
+    num_perm: int = 64
+    ngram: int = 5
+    on: Literal["all", "prompt", "response"] = "all"
+    """Compare the prompt and answer together (all), only prompts (across prompts), or only answers."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError("threshold", f"must be in (0, 1], got {self.threshold}")
+        if self.ngram < 1:
+            raise ConfigError("ngram", f"must be at least 1, got {self.ngram}")
+
+
+class Deduplicator:
+    """Decides, row after row, whether a row repeats an earlier one; counts the drops by reason."""
+
+    def __init__(self, config: DedupConfig):
+        from datasketch import MinHash, MinHashLSH
+
+        self.config = config
+        self.removed: Counter[str] = Counter()
+        self._digests: set[bytes] = set()
+        self._by_group: dict[str, str | None] = {}
+        self._lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm) if config.near else None
+        self._proto = MinHash(num_perm=config.num_perm, seed=1) if config.near else None
+        self._signatures: list[np.ndarray] = []
+
+    def _minhash(self, norm: str) -> Any:
+        """A datasketch MinHash of the text's character n-grams."""
+        from datasketch import MinHash
+
+        n = self.config.ngram
+        shingles = {norm[i : i + n].encode("utf-8") for i in range(max(1, len(norm) - n + 1))}
+        m = MinHash(
+            num_perm=self.config.num_perm,
+            permutations=self._proto.permutations,  # type: ignore[union-attr]
+            hashfunc=zlib.crc32,
+            scheme=self._proto.scheme,  # type: ignore[union-attr]
+        )
+        m.update_batch(list(shingles))
+        return m
+
+    def check(self, text: str, group: str | None = None) -> str | None:
+        """"exact_duplicate" / "near_duplicate" when `text` repeats an earlier row, else None (and remember it).
+
+        `group` (the prompt id, for `on: prompt`) makes the decision once per
+        group: rows of the same prompt never count as each other's duplicates.
+        """
+        if group is not None:
+            if group in self._by_group:
+                why = self._by_group[group]
+                if why is not None:
+                    self.removed[why] += 1
+                return why
+            why = self._check(text)
+            self._by_group[group] = why
+            return why
+        return self._check(text)
+
+    def _check(self, text: str) -> str | None:
+        norm = normalize_text(text)
+        if self.config.exact:
+            digest = hashlib.blake2b(norm.encode("utf-8"), digest_size=16).digest()
+            if digest in self._digests:
+                self.removed["exact_duplicate"] += 1
+                return "exact_duplicate"
+            self._digests.add(digest)
+        if self._lsh is not None:
+            m = self._minhash(norm)
+            for key in self._lsh.query(m):
+                other = self._signatures[key]
+                if float(np.mean(other == m.hashvalues)) >= self.config.threshold:
+                    self.removed["near_duplicate"] += 1
+                    return "near_duplicate"
+            key = len(self._signatures)
+            self._signatures.append(m.hashvalues)
+            self._lsh.insert(key, m, check_duplication=False)
+        return None

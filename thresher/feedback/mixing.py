@@ -1,0 +1,162 @@
+"""Mixing exports by ratio and per-task repeats, deterministic by seed, without loading the rows.
+
+Domain data alone makes a model forget general skills, so a round's SFT rows
+are usually mixed with other data ("domain : general = 1 : 1") and some
+tasks are seen more than once (repeats, i.e. epochs per task). Mixing works
+on line offsets: each source file is indexed once (offset and task of every
+row), the draw is made on those indices with a seeded generator, and the
+chosen lines are copied to the output in a seeded shuffled order. The rows
+themselves are never all in memory.
+
+Counts: without `total`, the mix is the largest one in which no source is
+repeated (the scarcest source, relative to its ratio, is used whole). With
+`total`, sources are repeated whole as often as needed and the remainder is a
+seeded sample. Per-task `repeats` (a float: 2 = twice, 1.5 = once plus a
+seeded half) then apply to rows by their `task` (or source name when a row
+has no task). Every output row gains a `source` field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from array import array
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from thresher.errors import ConfigError, RecordError, UserError
+
+
+@dataclass(slots=True)
+class MixSource:
+    path: str
+    """A JSONL export (rows in the same format as the target)."""
+    ratio: float = 1.0
+    name: str | None = None
+    """Name recorded in each row's `source`; defaults to the file's stem."""
+
+
+@dataclass(slots=True)
+class MixConfig:
+    """`export.args.mix[i]`: mix one of this round's exports with other data."""
+
+    sources: list[MixSource]
+    target: Literal["sft", "critique_sft", "dpo"] = "sft"
+    ratio: float = 1.0
+    """This round's own rows' share, against each source's ratio."""
+    repeats: dict[str, float] = field(default_factory=dict)
+    """Times each task (or source name) is repeated; tasks not named appear once."""
+    total: int | None = None
+    """Rows in the mix before repeats; None: the largest mix that repeats no source."""
+
+    def __post_init__(self) -> None:
+        if self.ratio < 0 or any(s.ratio < 0 for s in self.sources):
+            raise ConfigError("ratio", "ratios must be >= 0")
+        if any(r < 0 for r in self.repeats.values()):
+            raise ConfigError("repeats", "repeat counts must be >= 0")
+
+
+@dataclass(slots=True)
+class _Index:
+    name: str
+    path: Path
+    ratio: float
+    offsets: array
+    tasks: array
+    task_names: list[str]
+
+
+def _index(name: str, path: Path, ratio: float) -> _Index:
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (mix source {name!r})")
+    offsets, tasks = array("q"), array("I")
+    names: dict[str, int] = {}
+    with open(path, "rb") as f:
+        pos = 0
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise RecordError(path, lineno, f"invalid JSON ({e.msg})") from None
+                task = row.get("task") if isinstance(row, dict) else None
+                task = task if isinstance(task, str) else name
+                offsets.append(pos)
+                tasks.append(names.setdefault(task, len(names)))
+            pos += len(line)
+    return _Index(name, path, ratio, offsets, tasks, list(names))
+
+
+def _draw(n: int, size: int, rng: random.Random) -> list[int]:
+    """n indices from range(size): whole copies, then a seeded sample without replacement."""
+    if size == 0 or n == 0:
+        return []
+    whole, rest = divmod(n, size)
+    return [i for _ in range(whole) for i in range(size)] + sorted(rng.sample(range(size), rest))
+
+
+def mix_files(
+    sources: list[tuple[str, Path, float]],
+    out: str | os.PathLike[str],
+    seed: int,
+    repeats: dict[str, float] | None = None,
+    total: int | None = None,
+) -> dict[str, Any]:
+    """Write the mix of `sources` (name, path, ratio) to `out` atomically; return counts by source and task."""
+    rng = random.Random(f"mix:{seed}")
+    idx = [_index(name, Path(path), ratio) for name, path, ratio in sources]
+    weights = [i.ratio for i in idx if i.ratio > 0]
+    if not weights:
+        raise ConfigError("export.args.mix", "every ratio is 0")
+    wsum = sum(weights)
+    if total is None:
+        scale = min(len(i.offsets) / i.ratio for i in idx if i.ratio > 0)
+        wanted = [math.floor(scale * i.ratio + 1e-9) if i.ratio > 0 else 0 for i in idx]
+    else:
+        wanted = [round(total * i.ratio / wsum) for i in idx]
+    for i, n in zip(idx, wanted, strict=True):
+        if n and not len(i.offsets):
+            raise UserError(f"{i.path}: mix source {i.name!r} is empty")
+    repeats = repeats or {}
+    entries: list[tuple[int, int]] = []
+    by_source: Counter[str] = Counter()
+    by_task: Counter[str] = Counter()
+    for s, (i, n) in enumerate(zip(idx, wanted, strict=True)):
+        drawn = _draw(n, len(i.offsets), rng)
+        per_task: dict[int, list[int]] = {}
+        for row in drawn:
+            per_task.setdefault(i.tasks[row], []).append(row)
+        for t, rows in sorted(per_task.items()):
+            name = i.task_names[t]
+            r = repeats.get(name, repeats.get(i.name, 1.0))
+            times = _draw(round(r * len(rows)), len(rows), rng)
+            for k in times:
+                entries.append((s, rows[k]))
+            by_task[name] += len(times)
+            by_source[i.name] += len(times)
+    rng.shuffle(entries)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".mixtmp")
+    with ExitStack() as stack:
+        handles = [stack.enter_context(open(i.path, "rb")) for i in idx]
+        f = stack.enter_context(open(tmp, "w", encoding="utf-8"))
+        for s, row in entries:
+            h = handles[s]
+            h.seek(idx[s].offsets[row])
+            data = json.loads(h.readline())
+            data.setdefault("source", idx[s].name)
+            f.write(json.dumps(data, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    return {
+        "rows": len(entries),
+        "by_source": dict(sorted(by_source.items())),
+        "by_task": dict(sorted(by_task.items())),
+        "available": {i.name: len(i.offsets) for i in idx},
+    }

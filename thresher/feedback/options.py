@@ -1,0 +1,29 @@
+"""`export.args`: the typed options of the export stage, parsed once with key-path errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from thresher.config import ExportConfig
+from thresher.feedback.critique import CritiqueOptions
+from thresher.feedback.dedup import DedupConfig
+from thresher.feedback.dpo import DpoOptions
+from thresher.feedback.filters import FilterConfig
+from thresher.feedback.mixing import MixConfig
+from thresher.typed import from_data
+
+
+@dataclass(slots=True)
+class ExportOptions:
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    dpo: DpoOptions = field(default_factory=DpoOptions)
+    critique: CritiqueOptions = field(default_factory=CritiqueOptions)
+    mix: list[MixConfig] = field(default_factory=list)
+    bucket_mb: float = 32.0
+    """Input megabytes grouped in memory at a time; peak memory grows with it."""
+
+
+def export_options(export: ExportConfig) -> ExportOptions:
+    """Parse `export.args`; a wrong key or type fails naming `export.args.<key>`."""
+    return from_data(ExportOptions, export.args, "export.args")

@@ -1,0 +1,331 @@
+"""The export stage: from candidates and verdicts to sft.jsonl, critique_sft.jsonl and dpo.jsonl.
+
+One streaming pass over the round, prompt group by prompt group (see
+`groups.py`): filters drop unusable candidates, the selection policy keeps
+the best, and each kept candidate, pair and critique becomes a row with its
+provenance (which model wrote it, which judge chose it, by what rule), unless
+dedup finds it a repeat. Every removal is counted under its reason, and
+prompts where nothing passed are listed with theirs.
+
+Outputs are written to temporary files and renamed when all are done, then
+`.export_complete` records the summary and a fingerprint of the inputs and
+settings: a later call with the same fingerprint returns that summary and
+does no work; any change (new candidates, another policy) exports again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from thresher.config import ExportConfig, SelectionConfig
+from thresher.errors import ConfigError
+from thresher.feedback.critique import CritiqueBuilder, resolve_critique_judge
+from thresher.feedback.dedup import Deduplicator
+from thresher.feedback.dpo import DPO_RULES, PairBuilder
+from thresher.feedback.filters import CandidateFilter
+from thresher.feedback.groups import GroupingStats, PromptGroup, group_by_prompt
+from thresher.feedback.mixing import mix_files
+from thresher.feedback.options import ExportOptions, export_options
+from thresher.feedback.policies import Policy, Selection, build_policy
+from thresher.records import Prompt
+from thresher.store import read_json, write_json
+from thresher.typed import to_data
+
+COMPLETE = ".export_complete"
+OUTPUTS = {"sft": "sft.jsonl", "critique_sft": "critique_sft.jsonl", "dpo": "dpo.jsonl"}
+
+
+def _inputs_stamp(*paths: Any) -> list[Any]:
+    """Names, sizes and mtimes of every input file: enough to notice new or changed shards."""
+    out = []
+    for path in paths:
+        if path is None:
+            continue
+        p = Path(path)
+        files = sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith(".")) if p.is_dir() else [p]
+        out += [[str(f.name), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.exists()]
+    return out
+
+
+def _fingerprint(
+    prompts: Sequence[Prompt], inputs: list[Any], selection: SelectionConfig, export: ExportConfig,
+    students: set[str], seed: int,
+) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in prompts:
+        h.update(p.id.encode() + b"\n")
+    blob = json.dumps(
+        [inputs, to_data(selection), to_data(export), sorted(students), seed], sort_keys=True, default=str
+    )
+    h.update(blob.encode())
+    return h.hexdigest()
+
+
+def _wanted(export: ExportConfig) -> list[str]:
+    kinds = []
+    if export.sft:
+        kinds.append("sft")
+    if export.critique:
+        kinds.append("critique_sft")
+    if export.dpo:
+        kinds.append("dpo")
+    return kinds
+
+
+def _dedup_text(kind: str, on: str, prompt: Prompt, row: dict[str, Any]) -> tuple[str, str | None]:
+    """The text a row is deduplicated on, and the group that makes `on: prompt` decide once per prompt."""
+    question = "\n".join(m["content"] for m in prompt.messages)
+    if kind == "sft":
+        answer = row["messages"][-1]["content"]
+    elif kind == "dpo":
+        answer = row["chosen"][0]["content"] + "\n\n" + row["rejected"][0]["content"]
+    else:
+        question = row["messages"][0]["content"]
+        answer = row["messages"][1]["content"]
+    if on == "prompt":
+        return question, prompt.id
+    if on == "response":
+        return answer, None
+    return question + "\n\n" + answer, None
+
+
+def _sft_row(prompt: Prompt, selection: Selection, policy: str, i: int) -> dict[str, Any]:
+    k = selection.kept[i]
+    c = k.candidate
+    return {
+        "messages": [*prompt.messages, {"role": "assistant", "content": c.text}],
+        "prompt_id": prompt.id,
+        "task": prompt.task,
+        "model": c.model,
+        "judge": k.judge,
+        "score": k.score,
+        "candidate_id": c.id,
+        "policy": policy,
+    }
+
+
+class _Exporter:
+    """The per-round state of one export: writers, builders, dedup indexes and counters."""
+
+    def __init__(
+        self, round_dir: Path, kinds: list[str], policy: Policy, export: ExportConfig, options: ExportOptions,
+        students: set[str], seed: int,
+    ):
+        self.round_dir = round_dir
+        self.kinds = kinds
+        self.policy = policy
+        self.export = export
+        self.options = options
+        self.students = frozenset(students)
+        self.seed = seed
+        self.filter = CandidateFilter(options.filters)
+        self.dedup = {k: Deduplicator(options.dedup) for k in kinds}
+        self.rows: Counter[str] = Counter()
+        self.tasks: dict[str, Counter[str]] = defaultdict(Counter)
+        self.no_pass: dict[str, str] = {}
+        self.grouped: set[str] = set()
+        self.judge_names: Counter[str] = Counter()
+        self.pairs = (
+            PairBuilder(export.dpo, options.dpo, self.students, policy.name, seed) if "dpo" in kinds else None
+        )
+        self.critic: CritiqueBuilder | None = None
+        self.tmp = {k: round_dir / (OUTPUTS[k] + ".tmp") for k in kinds}
+        self.files: dict[str, TextIO] = {}
+
+    def on_partitioned(self, stats: GroupingStats) -> None:
+        """Resolve the critique judge once every verdict has been seen, before the first row."""
+        if "critique_sft" in self.kinds:
+            name = resolve_critique_judge(stats.judges, self.options.critique.judge)
+            self.critic = CritiqueBuilder(stats.judges[name], self.options.critique, self.export.language, self.seed)
+
+    def batch(self, groups: list[PromptGroup], stats: GroupingStats) -> None:
+        filtered = [PromptGroup(g.prompt, self.filter.apply(g.candidates, g.prompt.task), g.verdicts) for g in groups]
+        selections = self.policy.select(filtered, stats.judges)
+        for g, fg, sel in zip(groups, filtered, selections, strict=True):
+            task = g.prompt.task
+            self.grouped.add(g.prompt.id)
+            self.tasks[task]["prompts"] += 1
+            if sel.judge:
+                self.judge_names[sel.judge] += 1
+            if not sel.passed:
+                reason = sel.reason or "nothing_passed"
+                if g.candidates and not fg.candidates:
+                    reason = "all_filtered"
+                self.no_pass[g.prompt.id] = reason
+                self.tasks[task]["no_pass"] += 1
+            if "sft" in self.kinds:
+                for i in range(len(sel.kept)):
+                    self._write("sft", g.prompt, _sft_row(g.prompt, sel, self.policy.name, i))
+            if self.pairs is not None:
+                for row in self.pairs.pairs(fg, sel):
+                    self._write("dpo", g.prompt, row)
+            if self.critic is not None:
+                row = self.critic.row(g, sel)
+                if row is not None:
+                    if self._too_long(row):
+                        self.critic.dropped["too_long"] += 1
+                    else:
+                        self._write("critique_sft", g.prompt, row)
+
+    def _too_long(self, row: dict[str, Any]) -> bool:
+        cap = self.options.filters.max_row_chars
+        return cap is not None and sum(len(m["content"]) for m in row["messages"]) > cap
+
+    def _write(self, kind: str, prompt: Prompt, row: dict[str, Any]) -> None:
+        text, group = _dedup_text(kind, self.options.dedup.on, prompt, row)
+        if (self.options.dedup.exact or self.options.dedup.near) and self.dedup[kind].check(text, group) is not None:
+            return
+        self.files[kind].write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.rows[kind] += 1
+        self.tasks[prompt.task][kind] += 1
+
+    def flush(self) -> None:
+        for f in self.files.values():
+            f.flush()
+            os.fsync(f.fileno())
+
+    def discard(self) -> None:
+        for p in self.tmp.values():
+            p.unlink(missing_ok=True)
+
+    def dropped(self, kind: str) -> dict[str, int]:
+        out: Counter[str] = Counter(self.dedup[kind].removed)
+        if kind == "dpo" and self.pairs is not None:
+            out.update(self.pairs.dropped)
+        if kind == "critique_sft" and self.critic is not None:
+            out.update(self.critic.dropped)
+        return dict(sorted(out.items()))
+
+
+def export_stage(
+    prompts: Sequence[Prompt],
+    candidates_path: str | os.PathLike[str],
+    verdicts_path: str | os.PathLike[str] | None,
+    round_dir: str | os.PathLike[str],
+    selection: SelectionConfig,
+    export: ExportConfig,
+    students: set[str],
+    seed: int = 0,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Select, pair and write this round's training data; return the summary (also in `.export_complete`).
+
+    `students` names the models whose answers are on-policy (recipe
+    `models[].role: student`). Skips all work when `.export_complete` holds
+    the same fingerprint and the outputs exist, unless `force`.
+    """
+    round_dir = Path(round_dir)
+    round_dir.mkdir(parents=True, exist_ok=True)
+    options = export_options(export)
+    policy = build_policy(selection, seed)
+    kinds = _wanted(export)
+    if export.dpo is not None:
+        if export.dpo not in DPO_RULES:
+            raise ConfigError("export.dpo", f"{export.dpo!r} is not one of {', '.join(DPO_RULES)}")
+        if not policy.ranks:
+            raise ConfigError(
+                "export.dpo", f"policy {policy.name!r} does not rank candidates, so it cannot choose DPO pairs"
+            )
+        if export.dpo == "on_policy" and not students:
+            raise ConfigError("export.dpo", "on_policy pairs need a student model (models[].role: student)")
+    for i, m in enumerate(options.mix):
+        if m.target not in kinds:
+            raise ConfigError(f"export.args.mix[{i}].target", f"{m.target!r} is not exported this round")
+
+    fingerprint = _fingerprint(prompts, _inputs_stamp(candidates_path, verdicts_path), selection, export, students, seed)
+    marker = round_dir / COMPLETE
+    outputs = {k: round_dir / OUTPUTS[k] for k in kinds}
+    if not force and marker.is_file():
+        old = read_json(marker)
+        if old.get("fingerprint") == fingerprint and all(p.is_file() for p in outputs.values()):
+            return {**old, "skipped": True}
+    marker.unlink(missing_ok=True)
+
+    from tqdm import tqdm
+
+    stats = GroupingStats()
+    ex = _Exporter(round_dir, kinds, policy, export, options, students, seed)
+    try:
+        with ExitStack() as stack:
+            ex.files = {k: stack.enter_context(open(p, "w", encoding="utf-8")) for k, p in ex.tmp.items()}
+            bar = stack.enter_context(tqdm(total=len(prompts), desc="export", unit="prompt", disable=None))
+            for groups in group_by_prompt(
+                prompts, candidates_path, verdicts_path, round_dir, stats,
+                bucket_bytes=max(1, int(options.bucket_mb * 1024 * 1024)), on_partitioned=ex.on_partitioned,
+            ):
+                ex.batch(groups, stats)
+                bar.update(len(groups))
+            ex.flush()
+    except BaseException:
+        ex.discard()
+        raise
+    if ex.critic is None and "critique_sft" in kinds:  # no verdicts at all: resolve to raise the clear error
+        ex.on_partitioned(stats)
+
+    summary = _summary(prompts, stats, ex, policy, export, seed, fingerprint)
+    mixes = {}
+    for m in options.mix:
+        own = ex.tmp[m.target]
+        sources = [("selected", own, m.ratio)] + [
+            (s.name or Path(s.path).stem, Path(s.path), s.ratio) for s in m.sources
+        ]
+        mixes[m.target] = mix_files(sources, own.with_name(own.name + ".mixed"), seed, m.repeats, m.total)
+        os.replace(own.with_name(own.name + ".mixed"), own)
+        summary["exports"][m.target]["rows"] = mixes[m.target]["rows"]
+    if mixes:
+        summary["mix"] = mixes
+    for k in kinds:
+        os.replace(ex.tmp[k], outputs[k])
+    write_json(marker, summary)
+    return summary
+
+
+def _summary(
+    prompts: Sequence[Prompt], stats: GroupingStats, ex: _Exporter, policy: Policy, export: ExportConfig,
+    seed: int, fingerprint: str,
+) -> dict[str, Any]:
+    no_pass = dict(ex.no_pass)
+    for p in prompts:
+        if p.id not in ex.grouped:  # no candidates at all: the policy never saw it
+            no_pass[p.id] = "no_candidates"
+            ex.tasks[p.task]["prompts"] += 1
+            ex.tasks[p.task]["no_pass"] += 1
+    reasons = Counter(no_pass.values())
+    exports: dict[str, Any] = {}
+    for k in ex.kinds:
+        exports[k] = {"path": OUTPUTS[k], "rows": ex.rows[k], "dropped": ex.dropped(k)}
+    if "dpo" in exports:
+        exports["dpo"]["rule"] = export.dpo
+    if "critique_sft" in exports and ex.critic is not None:
+        exports["critique_sft"]["judge"] = ex.critic.judge.name
+        exports["critique_sft"]["language"] = export.language
+    return {
+        "policy": policy.name,
+        "judge": ex.judge_names.most_common(1)[0][0] if ex.judge_names else None,
+        "seed": seed,
+        "prompts": len(prompts),
+        "prompts_passed": len(prompts) - len(no_pass),
+        "no_pass": {"count": len(no_pass), "reasons": dict(sorted(reasons.items())), "prompt_ids": sorted(no_pass)},
+        "candidates": {
+            "read": stats.candidates,
+            "duplicates": stats.duplicate_candidates,
+            "filtered": dict(sorted(ex.filter.removed.items())),
+        },
+        "verdicts": {
+            "read": stats.verdicts,
+            "duplicates": stats.duplicate_verdicts,
+            "orphans": stats.orphan_verdicts,
+            "errors": {n: j.errors for n, j in sorted(stats.judges.items()) if j.errors},
+            "judges": {n: {"kind": j.kind, "verdicts": j.verdicts, "errors": j.errors} for n, j in sorted(stats.judges.items())},
+        },
+        "exports": exports,
+        "tasks": {t: dict(sorted(c.items())) for t, c in sorted(ex.tasks.items())},
+        "fingerprint": fingerprint,
+    }
