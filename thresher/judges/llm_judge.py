@@ -1,0 +1,311 @@
+"""LLM-as-judge on any sampler backend: pointwise critiques, pairwise both ways, listwise best-of-N.
+
+- pointwise: each candidate gets a written critique and a rubric score
+  (1..scale).
+- pairwise: every pair of a prompt's candidates is judged in both orders; a
+  pair counts only when both orders agree, and the disagreements (position
+  bias) are counted on each verdict's metadata and in the stage summary. A
+  candidate's score is its share of agreed wins (ties count half).
+- listwise: the judge sees all N candidates of a prompt (teachers' and
+  students' alike, shuffled so the order says nothing about the model),
+  reasons, and names the best. Its whole output is the critique of every
+  candidate of that prompt; metadata says which was chosen, its rank and the
+  order shown, so the feedback stage can rebuild the judge prompt
+  (`llm_templates.listwise_messages`) and export critique-SFT.
+
+Judge requests are `Prompt` records (task "judge") sent through a Sampler
+(vLLM, transformers or an OpenAI-compatible server), greedy by default.
+Output that does not parse is `Verdict.error`, never a default score.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from itertools import combinations
+from typing import Any, Literal
+
+from thresher.errors import UserError
+from thresher.judges.base import check_shapes
+from thresher.judges.llm_parse import (
+    JudgeParseError,
+    parse_fields,
+    parse_index,
+    parse_ranking,
+    parse_score,
+    parse_winner,
+)
+from thresher.judges.llm_templates import Language, listwise_messages, pairwise_messages, pointwise_messages
+from thresher.records import Candidate, Message, Prompt, Verdict
+from thresher.sampling.params import Sampler, SamplingParams
+
+Mode = Literal["pointwise", "pairwise", "listwise"]
+RAW_KEPT = 2000
+"""Characters of an unparseable judge output kept in the verdict's metadata, to see what went wrong."""
+
+
+def _request(messages: list[Message], about: str) -> Prompt:
+    return Prompt.create("judge", messages, metadata={"about": about})
+
+
+def _error(cid: str, judge: str, why: str, raw: str, **meta: Any) -> Verdict:
+    return Verdict(cid, judge, error=f"unparseable judge output: {why}", metadata={"raw": raw[:RAW_KEPT], **meta})
+
+
+# ---------------------------------------------------------------------------------------------- pointwise
+def pointwise_verdict(cid: str, judge: str, output: str, scale: int = 10) -> Verdict:
+    """The verdict a pointwise judge output gives, or an error saying why it does not parse."""
+    try:
+        fields = parse_fields(output, ("critique", "score"))
+        score = parse_score(fields["score"], scale)
+    except JudgeParseError as e:
+        return _error(cid, judge, str(e), output)
+    return Verdict(cid, judge, score=score, critique=fields["critique"], metadata={"scale": scale})
+
+
+# ---------------------------------------------------------------------------------------------- pairwise
+def pairwise_outcome(output: str) -> tuple[str, str]:
+    """(winner A/B/tie, reasoning) from one pairwise output; raises JudgeParseError."""
+    fields = parse_fields(output, ("reasoning", "winner"))
+    return parse_winner(fields["winner"]), fields["reasoning"]
+
+
+def pairwise_verdicts(cids: Sequence[str], judge: str, outputs: dict[tuple[int, int], str]) -> list[Verdict]:
+    """Verdicts for one prompt's candidates from pairwise outputs.
+
+    `outputs[(i, j)]` is the judge's answer with candidate i shown as A and j
+    as B; every pair must be present in both orders. A pair counts when both
+    orders name the same candidate (or both say tie); otherwise it is a
+    position-bias disagreement. Any unparseable comparison makes the verdicts
+    of both its candidates errors.
+    """
+    n = len(cids)
+    if n < 2:
+        return [Verdict(c, judge, critique="Only one candidate: nothing to compare.") for c in cids]
+    stats = [{"wins": 0, "losses": 0, "ties": 0, "agreed": 0, "disagreed": 0, "unparseable": 0} for _ in cids]
+    notes: list[list[str]] = [[] for _ in cids]
+    failures: list[list[str]] = [[] for _ in cids]
+    raws: list[str] = ["" for _ in cids]
+    for i, j in combinations(range(n), 2):
+        try:
+            first, why_first = pairwise_outcome(outputs[(i, j)])  # i is A
+            second, _ = pairwise_outcome(outputs[(j, i)])  # j is A
+        except JudgeParseError as e:
+            for k in (i, j):
+                stats[k]["unparseable"] += 1
+                failures[k].append(str(e))
+                raws[k] = raws[k] or outputs[(i, j)]
+            continue
+        winner_first = {"A": i, "B": j, "tie": None}[first]
+        winner_second = {"A": j, "B": i, "tie": None}[second]
+        if winner_first != winner_second:
+            for k in (i, j):
+                stats[k]["disagreed"] += 1
+            continue
+        for k, other in ((i, j), (j, i)):
+            stats[k]["agreed"] += 1
+            if winner_first is None:
+                stats[k]["ties"] += 1
+                outcome = "tie"
+            elif winner_first == k:
+                stats[k]["wins"] += 1
+                outcome = "win"
+            else:
+                stats[k]["losses"] += 1
+                outcome = "loss"
+            notes[k].append(f"vs {cids[other]} ({outcome}): {why_first}")
+    verdicts = []
+    for k, cid in enumerate(cids):
+        s = stats[k]
+        if s["unparseable"]:
+            why = f"{s['unparseable']} of {n - 1} comparisons unparseable ({failures[k][0]})"
+            verdicts.append(_error(cid, judge, why, raws[k], **s))
+            continue
+        summary = (
+            f"Won {s['wins']}, lost {s['losses']}, tied {s['ties']} of {s['agreed']} comparisons on which both "
+            f"orders agreed; {s['disagreed']} flipped with the order."
+        )
+        if not s["agreed"]:
+            verdicts.append(Verdict(cid, judge, critique=summary, metadata=s))
+            continue
+        score = (s["wins"] + 0.5 * s["ties"]) / s["agreed"]
+        verdicts.append(Verdict(cid, judge, score=score, critique="\n\n".join([summary, *notes[k]]), metadata=s))
+    return verdicts
+
+
+# ---------------------------------------------------------------------------------------------- listwise
+def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], output: str) -> list[Verdict]:
+    """Verdicts for one prompt's candidates from one listwise output.
+
+    `shown[r]` is the index (into `cids`) of the candidate shown as response
+    r + 1. Every candidate gets the judge's whole output as its critique; the
+    chosen one scores 1.0, the others by their rank when the judge gave one
+    (1 - (rank - 1) / (N - 1)), else 0.0.
+    """
+    n = len(cids)
+    order = [cids[i] for i in shown]
+    try:
+        fields = parse_fields(output, ("reasoning", "best"), ("ranking",))
+        best = parse_index(fields["best"], n)
+        ranking = parse_ranking(fields["ranking"], n) if "ranking" in fields else None
+        if ranking is not None and ranking[0] != best:
+            raise JudgeParseError(f"best is {best} but the ranking starts with {ranking[0]}")
+    except JudgeParseError as e:
+        return [_error(c, judge, str(e), output, shown=order) for c in cids]
+    best_id = order[best - 1]
+    verdicts = []
+    for i, cid in enumerate(cids):
+        label = shown.index(i) + 1
+        meta: dict[str, Any] = {"chosen": cid == best_id, "best": best_id, "label": label, "shown": order}
+        if ranking is not None:
+            rank = ranking.index(label) + 1
+            meta["rank"] = rank
+            score = 1.0 - (rank - 1) / (n - 1) if n > 1 else 1.0
+        else:
+            score = 1.0 if cid == best_id else 0.0
+        verdicts.append(Verdict(cid, judge, score=score, critique=output.strip(), metadata=meta))
+    return verdicts
+
+
+# ---------------------------------------------------------------------------------------------- the judge
+def build_sampler(
+    model: str, backend: str, base_url: str | None, name: str, sampler_args: dict[str, Any] | None
+) -> Sampler:
+    """The sampler the judge generates with, from the sampling package's backends."""
+    args = dict(sampler_args or {})
+    if backend == "hf":
+        from thresher.sampling.hf import HFSampler
+
+        return HFSampler(model, name, **args)
+    if backend == "vllm":
+        from thresher.sampling.vllm_backend import VLLMSampler
+
+        return VLLMSampler(model, name, **args)
+    if backend == "openai":
+        from thresher.sampling.openai_backend import OpenAISampler
+
+        if not base_url:
+            raise UserError(f"llm judge {name}: backend openai needs base_url")
+        return OpenAISampler(base_url, model, name, **args)
+    raise UserError(f"llm judge {name}: backend {backend!r} is not one of hf, vllm, openai")
+
+
+class LLMJudge:
+    """A language model judging candidates in one of three modes (see the module docstring)."""
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        mode: Mode = "pointwise",
+        language: Language = "en",
+        params: SamplingParams | None = None,
+        scale: int = 10,
+        seed: int = 0,
+        name: str = "llm",
+        owns_sampler: bool = True,
+    ):
+        if mode not in ("pointwise", "pairwise", "listwise"):
+            raise UserError(f"llm judge {name}: mode {mode!r} is not one of pointwise, pairwise, listwise")
+        if language not in ("en", "zh"):
+            raise UserError(f"llm judge {name}: language {language!r} is not one of en, zh")
+        self.sampler = sampler
+        self.mode = mode
+        self.language = language
+        self.params = params or SamplingParams(n=1, temperature=0.0, max_tokens=1024)
+        self.scale = scale
+        self.seed = seed
+        self.name = name
+        self.owns_sampler = owns_sampler
+
+    def _generate(self, requests: list[Prompt]) -> list[str]:
+        if not requests:
+            return []
+        out = self.sampler.sample(requests, self.params)
+        if len(out) != len(requests):
+            raise RuntimeError(f"judge {self.name}: sampler returned {len(out)} results for {len(requests)} requests")
+        return [cands[0].text for cands in out]
+
+    def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
+        check_shapes(prompts, candidates)
+        if self.mode == "pointwise":
+            return self._pointwise(prompts, candidates)
+        if self.mode == "pairwise":
+            return self._pairwise(prompts, candidates)
+        return self._listwise(prompts, candidates)
+
+    def _pointwise(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
+        requests = [
+            _request(pointwise_messages(p, c.text, self.language, self.scale), c.id)
+            for p, cs in zip(prompts, candidates)
+            for c in cs
+        ]
+        outputs = iter(self._generate(requests))
+        return [[pointwise_verdict(c.id, self.name, next(outputs), self.scale) for c in cs] for cs in candidates]
+
+    def _pairwise(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
+        keys, requests = [], []
+        for k, (p, cs) in enumerate(zip(prompts, candidates)):
+            for i, j in combinations(range(len(cs)), 2):
+                for a, b in ((i, j), (j, i)):
+                    keys.append((k, a, b))
+                    requests.append(_request(pairwise_messages(p, cs[a].text, cs[b].text, self.language), cs[a].id))
+        outputs: list[dict[tuple[int, int], str]] = [{} for _ in prompts]
+        for (k, a, b), text in zip(keys, self._generate(requests)):
+            outputs[k][(a, b)] = text
+        return [pairwise_verdicts([c.id for c in cs], self.name, outputs[k]) for k, cs in enumerate(candidates)]
+
+    def shown_order(self, prompt: Prompt, n: int) -> list[int]:
+        """The order candidates are shown in: a shuffle seeded by the prompt, so runs repeat."""
+        order = list(range(n))
+        random.Random(f"{self.seed}:{prompt.id}").shuffle(order)
+        return order
+
+    def _listwise(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
+        requests, shown, asked = [], [], []
+        for k, (p, cs) in enumerate(zip(prompts, candidates)):
+            if len(cs) < 2:
+                continue
+            order = self.shown_order(p, len(cs))
+            requests.append(_request(listwise_messages(p, [cs[i].text for i in order], self.language), p.id))
+            shown.append(order)
+            asked.append(k)
+        out: list[list[Verdict]] = [
+            [Verdict(c.id, self.name, critique="Only one candidate: nothing to compare.") for c in cs]
+            for cs in candidates
+        ]
+        for k, order, text in zip(asked, shown, self._generate(requests)):
+            out[k] = listwise_verdicts([c.id for c in candidates[k]], self.name, order, text)
+        return out
+
+    def close(self) -> None:
+        if self.owns_sampler:
+            close = getattr(self.sampler, "close", None)
+            if callable(close):
+                close()
+
+
+def llm_judge(
+    model: str,
+    mode: Mode = "pointwise",
+    backend: Literal["vllm", "hf", "openai"] = "hf",
+    base_url: str | None = None,
+    language: Language = "en",
+    max_tokens: int = 1024,
+    temperature: float = 0.0,
+    scale: int = 10,
+    seed: int = 0,
+    sampler_args: dict[str, Any] | None = None,
+    sampler: Sampler | None = None,
+    name: str = "llm",
+) -> LLMJudge:
+    """An LLM judge generating with `model` on `backend` (or on a `sampler` the caller already built).
+
+    For backend openai, `model` is the served model name and `base_url` the
+    server. `sampler_args` go to the backend (batch_size for hf, engine
+    arguments for vllm, max_concurrency for openai).
+    """
+    owns = sampler is None
+    if sampler is None:
+        sampler = build_sampler(model, backend, base_url, name, sampler_args)
+    params = SamplingParams(n=1, temperature=temperature, max_tokens=max_tokens, seed=seed)
+    return LLMJudge(sampler, mode, language, params, scale, seed, name, owns_sampler=owns)

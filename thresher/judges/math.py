@@ -1,0 +1,117 @@
+"""Math verifier: extract the final answer and compare it with the reference on math-verify.
+
+The comparison is symbolic (1/2 = 0.5 = \\frac{1}{2}, 50% = 0.5, sets and
+intervals as math-verify compares them). Each item runs in a worker process
+with a hard timeout: sympy can hang on a pathological expression, and
+math-verify's own SIGALRM timeout does not work outside the main thread. A
+timeout is a `Verdict.error`, never "wrong".
+
+The extracted answer goes in `Verdict.metadata["answer"]` (and its sympy form
+in `"canonical"`), so the feedback stage can vote over equivalent answers,
+also on prompts without a reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from thresher.judges.answers import extract_answer
+from thresher.judges.base import check_shapes
+from thresher.judges.workers import TimeoutPool
+from thresher.records import Candidate, Prompt, Verdict
+
+
+def _as_latex(answer: str) -> str:
+    """Wrap an extracted answer so math-verify reads it as LaTeX (a bare % would start a comment)."""
+    import re
+
+    answer = re.sub(r"(?<!\\)%", r"\\%", answer)
+    return f"${answer}$"
+
+
+def _parse(text: str) -> list[Any]:
+    from math_verify import parse
+
+    return parse(_as_latex(text), parsing_timeout=None)
+
+
+def verify_answer(item: tuple[str, str | None]) -> dict[str, Any]:
+    """Judge one (solution text, reference) pair; runs in a worker process, may be killed there.
+
+    Returns a plain dict (it crosses a pipe): correct (True/False/None when
+    there is no reference), answer, canonical, rule and a one-line critique.
+    """
+    from math_verify import verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    text, reference = item
+    found = extract_answer(text)
+    out: dict[str, Any] = {"correct": None, "answer": None, "canonical": None, "rule": None}
+    if found is None:
+        out["correct"] = False if reference is not None else None
+        out["critique"] = "No final answer found (no \\boxed{}, no 'the answer is', no number)."
+        return out
+    out["answer"], out["rule"] = found.answer, found.rule
+    parsed = _parse(found.answer)
+    if parsed:
+        out["canonical"] = str(parsed[0])
+    if reference is None:
+        out["critique"] = f"Extracted {found.answer!r} ({found.rule}); the prompt has no reference answer."
+        return out
+    gold = _parse(reference)
+    if not gold:
+        raise ValueError(f"reference answer {reference!r} could not be parsed by math-verify")
+    if not parsed:
+        out["correct"] = False
+        out["critique"] = f"Extracted {found.answer!r} ({found.rule}), which math-verify could not parse."
+        return out
+    ok = bool(verify(gold, parsed, timeout_seconds=None))
+    if not ok and found.answer.strip() == reference.strip():
+        ok = True  # identical text that sympy cannot compare (e.g. a word answer)
+    relation = "equals" if ok else "does not equal"
+    out["correct"] = ok
+    out["critique"] = (
+        f"Extracted {found.answer!r} ({found.rule}), read as {out['canonical']}; "
+        f"it {relation} the reference {reference!r}, read as {gold[0]}."
+    )
+    return out
+
+
+class MathVerifier:
+    """Judge: 1.0 / correct when the extracted answer equals the reference symbolically, 0.0 otherwise."""
+
+    def __init__(self, timeout: float = 5.0, workers: int = 2, name: str = "math"):
+        self.name = name
+        self.timeout = timeout
+        self.pool = TimeoutPool(verify_answer, workers=workers, timeout=timeout)
+
+    def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
+        check_shapes(prompts, candidates)
+        items = [(c.text, p.reference) for p, cs in zip(prompts, candidates) for c in cs]
+        outcomes = iter(self.pool.map(items))
+        out = []
+        for cs in candidates:
+            row = []
+            for c in cs:
+                o = next(outcomes)
+                if o.error is not None:
+                    row.append(Verdict(candidate_id=c.id, judge=self.name, error=o.error))
+                    continue
+                r = o.value
+                score = None if r["correct"] is None else float(r["correct"])
+                meta = {k: r[k] for k in ("answer", "canonical", "rule") if r[k] is not None}
+                row.append(
+                    Verdict(c.id, self.name, score=score, correct=r["correct"], critique=r["critique"], metadata=meta)
+                )
+            out.append(row)
+        return out
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def math_verifier(timeout: float = 5.0, workers: int = 2, name: str = "math") -> MathVerifier:
+    """Math answers checked against `Prompt.reference`, `workers` processes, `timeout` seconds per item."""
+    return MathVerifier(timeout=timeout, workers=workers, name=name)
