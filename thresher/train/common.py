@@ -118,23 +118,23 @@ def trainer_config(config_cls: type, cfg: TrainConfig, out_dir: Path, seed: int,
     import torch
 
     gpu = has_gpu()
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(out_dir / CHECKPOINTS),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        max_length=cfg.max_length,
-        seed=seed,
-        data_seed=seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=report_to,
-        use_cpu=not gpu,
-        bf16=gpu and torch.cuda.is_bf16_supported(),
+    kwargs: dict[str, Any] = {
+        "output_dir": str(out_dir / CHECKPOINTS),
+        "num_train_epochs": cfg.epochs,
+        "learning_rate": cfg.learning_rate,
+        "per_device_train_batch_size": cfg.batch_size,
+        "max_length": cfg.max_length,
+        "seed": seed,
+        "data_seed": seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": report_to,
+        "use_cpu": not gpu,
+        "bf16": gpu and torch.cuda.is_bf16_supported(),
         # Recomputing activations saves GPU memory on real models; on a CPU it only costs time.
-        gradient_checkpointing=gpu,
-        dataloader_num_workers=0,
-    )
+        "gradient_checkpointing": gpu,
+        "dataloader_num_workers": 0,
+    }
     kwargs.update(fixed)
     valid = {f.name for f in dataclasses.fields(config_cls) if f.init}
     for key in cfg.args:

@@ -18,8 +18,8 @@ from thresher.config import TrainConfig
 from thresher.errors import UserError
 from thresher.train.common import (
     is_finished,
-    lora_config,
     load_tokenizer,
+    lora_config,
     read_rows,
     train_and_save,
     trainer_config,

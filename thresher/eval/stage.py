@@ -1,0 +1,373 @@
+"""The round loop's eval stage: per-task accuracy of a model, and how well each judge picked.
+
+For held-out prompts it generates one greedy answer (pass@1) and `eval.k`
+sampled answers at `eval.temperature` (pass@k, maj@k), checks them with the
+same verifiers the judges use (code prompts with tests -> code verifier,
+prompts with a reference -> math verifier), and reports every number per
+task. Given the round's candidates and verdicts, it also measures each
+judge's selection accuracy and lift against the oracle verifier, so a judge
+that picks no better than chance shows as lift ~0.
+
+Outputs in the round directory: `eval.json` (the contract:
+`{"tasks": {task: {metric: value}}, "judges": {judge: {task: {...}}}}`, plus
+`counts` and `examples`) and the generations `eval_greedy.jsonl` /
+`eval_samples.jsonl`. A finished `eval.json` skips the stage; generations
+already on disk are reused, so a kill during verification does not redo
+sampling.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from thresher.config import EvalConfig
+from thresher.errors import ConfigError, UserError
+from thresher.eval.metrics import JudgedPrompt, PromptResult, selection_metrics, task_metrics
+from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
+from thresher.sampling.params import Sampler, SamplingParams
+from thresher.store import RoundDir, read_json, read_records, write_json
+
+log = logging.getLogger(__name__)
+
+GREEDY_FILE = "eval_greedy.jsonl"
+SAMPLES_FILE = "eval_samples.jsonl"
+
+EVAL_ARGS = {
+    "samples": "answers drawn per prompt for pass@k / maj@k (>= k; more gives a less noisy pass@k)",
+    "top_p": "nucleus sampling for the k samples",
+    "backend": "sampler backend when the stage builds its own (vllm or hf; default vllm on a GPU, else hf)",
+    "examples_per_task": "greedy answers per task kept in eval.json for the report (default 3)",
+    "text_metrics": "names or paths of `evaluate` metrics computed between greedy answers and references",
+}
+"""Keys `eval.args` may hold, and what each does."""
+
+
+def _math() -> Any:
+    from thresher.judges.math import math_verifier
+
+    return math_verifier()
+
+
+def _code() -> Any:
+    try:
+        from thresher.judges.code import code_verifier
+    except ImportError as e:
+        raise UserError(f"prompts with tests need the code verifier, which cannot be imported ({e})") from None
+    return code_verifier()
+
+
+VERIFIERS: dict[str, Callable[[], Any]] = {"math": _math, "code": _code}
+"""Oracle verifiers by the kind of prompt they check."""
+
+
+def verifier_kind(prompt: Prompt) -> str | None:
+    """`code` for prompts with tests, `math` for prompts with a reference, None when nothing can check them."""
+    if prompt.tests:
+        return "code"
+    if prompt.reference is not None:
+        return "math"
+    return None
+
+
+def _check_args(cfg: EvalConfig) -> None:
+    for key in cfg.args:
+        if key not in EVAL_ARGS:
+            raise ConfigError(f"eval.args.{key}", f"unknown key (expected one of: {', '.join(EVAL_ARGS)})")
+    samples = cfg.args.get("samples", cfg.k)
+    if cfg.k < 1 or not isinstance(samples, int) or samples < cfg.k:
+        raise ConfigError("eval.args.samples", f"must be an integer >= eval.k ({cfg.k}), got {samples!r}")
+
+
+def default_sampler(model_path: str, cfg: EvalConfig) -> Sampler:
+    """The sampler the stage builds when none is passed: vLLM on a GPU, transformers otherwise."""
+    from thresher.config import ModelConfig
+    from thresher.sampling import build_sampler
+    from thresher.train.common import has_gpu
+
+    backend = cfg.args.get("backend") or ("vllm" if has_gpu() else "hf")
+    return build_sampler(ModelConfig(name="eval", path=str(model_path), role="student", backend=backend))
+
+
+def _grouped(cands: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    by: dict[str, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        by[c.prompt_id].append(c)
+    return by
+
+
+def _generate(
+    sampler: Sampler, prompts: Sequence[Prompt], params: SamplingParams, path: Path
+) -> list[list[Candidate]]:
+    """Answers for every prompt, read from `path` when a finished earlier run left them there."""
+    if path.is_file():
+        by = _grouped(list(read_jsonl(path, Candidate)))
+        if all(len(by.get(p.id, [])) >= params.n for p in prompts):
+            return [sorted(by[p.id], key=lambda c: c.index)[: params.n] for p in prompts]
+        log.info("%s: incomplete, generating again", path)
+    out = sampler.sample(prompts, params)
+    if len(out) != len(prompts):
+        raise RuntimeError(f"sampler {sampler.name!r} answered {len(out)} of {len(prompts)} prompts")
+    write_jsonl(path, [c for cs in out for c in cs])
+    return out
+
+
+def _oracle(kind: str, verifier: Any, cache: dict[str, Any]) -> Any:
+    """The given verifier, or the one for this kind of prompt (built once, kept in `cache`)."""
+    if verifier is not None:
+        return verifier
+    if kind not in cache:
+        cache[kind] = VERIFIERS[kind]()
+    return cache[kind]
+
+
+def _verify(
+    prompts: Sequence[Prompt], cands: Sequence[Sequence[Candidate]], verifier: Any, cache: dict[str, Any]
+) -> list[list[Verdict | None]]:
+    """Verdicts of each prompt's oracle verifier (None for prompts nothing can check), in input order."""
+    out: list[list[Verdict | None]] = [[None] * len(cs) for cs in cands]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(prompts):
+        kind = verifier_kind(p)
+        if kind is not None:
+            groups[kind].append(i)
+    for kind, idx in groups.items():
+        verdicts = _oracle(kind, verifier, cache).judge([prompts[i] for i in idx], [cands[i] for i in idx])
+        for i, vs in zip(idx, verdicts):
+            out[i] = list(vs)
+    return out
+
+
+def _correct(v: Verdict | None) -> bool:
+    return v is not None and v.ok and v.correct is True
+
+
+def _answer(v: Verdict | None) -> str | None:
+    if v is None or not v.ok:
+        return None
+    a = v.metadata.get("canonical", v.metadata.get("answer"))
+    return None if a is None else str(a)
+
+
+def _text_metrics(
+    names: Sequence[str], prompts: Sequence[Prompt], greedy: Sequence[Sequence[Candidate]]
+) -> dict[str, dict[str, float]]:
+    """`evaluate` metrics (exact_match, rouge, ...) between greedy answers and references, per task."""
+    import evaluate
+
+    by_task: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for p, cs in zip(prompts, greedy):
+        if p.reference is not None:
+            by_task[p.task][0].append(cs[0].text)
+            by_task[p.task][1].append(p.reference)
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for name in names:
+        try:
+            metric = evaluate.load(name)
+        except (OSError, ValueError, ImportError) as e:  # offline: FileNotFoundError / ConnectionError
+            raise UserError(f"eval.args.text_metrics: cannot load evaluate metric {name!r} ({e})") from None
+        label = Path(name).stem if name.endswith(".py") else name
+        for task, (preds, refs) in by_task.items():
+            for key, value in metric.compute(predictions=preds, references=refs).items():
+                if isinstance(value, int | float):
+                    out[task][key if key.startswith(label) else f"{label}/{key}"] = float(value)
+    return dict(out)
+
+
+def evaluate_prompts(
+    sampler: Sampler,
+    prompts: Sequence[Prompt],
+    cfg: EvalConfig,
+    round_dir: Path,
+    verifier: Any = None,
+    seed: int = 0,
+    verifier_cache: dict[str, Any] | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """Generate, verify and score: (per-task metrics, per-task counts, examples)."""
+    cache = {} if verifier_cache is None else verifier_cache
+    greedy = _generate(
+        sampler, prompts, SamplingParams(n=1, temperature=0.0, max_tokens=cfg.max_tokens, seed=seed),
+        round_dir / GREEDY_FILE,
+    )
+    g_verdicts = _verify(prompts, greedy, verifier, cache)
+    samples: list[list[Candidate]] = [[] for _ in prompts]
+    s_verdicts: list[list[Verdict | None]] = [[] for _ in prompts]
+    if cfg.k > 1:
+        params = SamplingParams(
+            n=cfg.args.get("samples", cfg.k), temperature=cfg.temperature, top_p=cfg.args.get("top_p", 1.0),
+            max_tokens=cfg.max_tokens, seed=seed,
+        )
+        samples = _generate(sampler, prompts, params, round_dir / SAMPLES_FILE)
+        s_verdicts = _verify(prompts, samples, verifier, cache)
+
+    results: list[PromptResult] = []
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"prompts": 0, "unverifiable": 0, "verifier_errors": 0})
+    examples: list[dict[str, Any]] = []
+    per_task_examples: dict[str, int] = defaultdict(int)
+    want_examples = int(cfg.args.get("examples_per_task", 3))
+    for p, g, gv, sv in zip(prompts, greedy, g_verdicts, s_verdicts):
+        c = counts[p.task]
+        c["prompts"] += 1
+        if gv[0] is None:
+            c["unverifiable"] += 1
+            continue
+        c["verifier_errors"] += sum(1 for v in [gv[0], *sv] if v is not None and not v.ok)
+        results.append(
+            PromptResult(p.task, _correct(gv[0]), [_correct(v) for v in sv], [_answer(v) for v in sv])
+        )
+        if per_task_examples[p.task] < want_examples:
+            per_task_examples[p.task] += 1
+            examples.append({
+                "task": p.task, "prompt_id": p.id, "prompt": p.question, "reference": p.reference,
+                "answer": g[0].text, "extracted": _answer(gv[0]), "correct": _correct(gv[0]),
+                "error": gv[0].error,
+            })
+    metrics = task_metrics(results, cfg.k)
+    names = cfg.args.get("text_metrics") or []
+    for task, extra in _text_metrics(names, prompts, greedy).items() if names else []:
+        metrics.setdefault(task, {}).update(extra)
+    return metrics, dict(counts), examples
+
+
+def _score(v: Verdict | None) -> float | None:
+    """What a judge's verdict says for ranking: its score, else its correctness, else nothing."""
+    if v is None or not v.ok:
+        return None
+    if v.score is not None:
+        return float(v.score)
+    if v.correct is not None:
+        return 1.0 if v.correct else 0.0
+    return None
+
+
+def judge_selection(
+    prompts: Sequence[Prompt],
+    candidates: Sequence[Candidate],
+    verdicts: Sequence[Verdict],
+    verifier: Any = None,
+    verifier_cache: dict[str, Any] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """For every judge in `verdicts`: per-task selection accuracy and lift against the oracle.
+
+    The oracle is the verifier for each prompt's kind (math / code); its
+    verdicts are taken from `verdicts` when a judge of the same name judged
+    the candidates, and computed here otherwise. Prompts without a reference
+    or tests have no oracle and are left out. Each judge's entry also counts
+    its errors on the candidates measured.
+    """
+    cache = {} if verifier_cache is None else verifier_cache
+    by_prompt = _grouped(candidates)
+    checkable = [p for p in prompts if verifier_kind(p) is not None and by_prompt.get(p.id)]
+    by_judge: dict[str, dict[str, Verdict]] = defaultdict(dict)
+    for v in verdicts:
+        by_judge[v.judge][v.candidate_id] = v
+
+    oracle: dict[str, bool] = {}
+    todo: list[Prompt] = []
+    for p in checkable:
+        given = by_judge.get(_oracle(verifier_kind(p), verifier, cache).name, {})
+        cands = by_prompt[p.id]
+        if all(c.id in given for c in cands):
+            oracle.update({c.id: given[c.id].correct for c in cands if given[c.id].ok and given[c.id].correct is not None})
+        else:
+            todo.append(p)
+    if todo:
+        fresh = _verify(todo, [by_prompt[p.id] for p in todo], verifier, cache)
+        for p, vs in zip(todo, fresh):
+            oracle.update({c.id: v.correct for c, v in zip(by_prompt[p.id], vs) if v is not None and v.ok
+                           and v.correct is not None})
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in sorted(by_judge):
+        seen = by_judge[name]
+        items, errors = [], defaultdict(int)
+        for p in checkable:
+            cands = [c for c in by_prompt[p.id] if c.id in oracle]
+            if not cands:
+                continue
+            errors[p.task] += sum(1 for c in cands if c.id in seen and not seen[c.id].ok)
+            items.append(JudgedPrompt(p.task, [oracle[c.id] for c in cands], [_score(seen.get(c.id)) for c in cands]))
+        if not any(_score(v) is not None for v in seen.values()):
+            continue  # a judge with no scores at all (pure critique text) has nothing to rank by
+        per_task = selection_metrics(items)
+        for task, m in per_task.items():
+            m["errors"] = float(errors[task])
+        out[name] = per_task
+    return out
+
+
+def _load_round_prompts(round_dir: Path, given: Sequence[Prompt] | None) -> list[Prompt]:
+    if given is not None:
+        return list(given)
+    path = RoundDir(round_dir).prompts
+    if not path.is_file():
+        raise UserError(f"{path}: judge lift needs the round's prompts (their tasks and references); none found")
+    return list(read_records(path, Prompt))
+
+
+def eval_stage(
+    model_path: str,
+    prompts: Sequence[Prompt],
+    cfg: EvalConfig,
+    round_dir: Path,
+    sampler: Sampler | None = None,
+    verifier: Any = None,
+    round_verdicts: Path | None = None,
+    round_candidates: Path | None = None,
+    round_prompts: Sequence[Prompt] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate `model_path` on `prompts` into `round_dir/eval.json`; returns what it wrote.
+
+    `sampler` defaults to one built for `model_path` (and closed after);
+    `verifier` defaults to the oracle for each prompt's kind. With
+    `round_candidates` and `round_verdicts` (files or shard directories), the
+    judges of the round are scored too; the round's prompts come from
+    `round_prompts` or `round_dir/prompts.jsonl`. Skips when eval.json exists.
+    """
+    round_dir = Path(round_dir)
+    out_path = RoundDir(round_dir).eval
+    if out_path.is_file():
+        return read_json(out_path)
+    if not prompts:
+        raise UserError("eval: no prompts to evaluate on")
+    _check_args(cfg)
+    round_dir.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, Any] = {}
+    owned = sampler is None
+    if sampler is None:
+        sampler = default_sampler(model_path, cfg)
+    try:
+        tasks, counts, examples = evaluate_prompts(sampler, prompts, cfg, round_dir, verifier, seed, cache)
+        judges: dict[str, Any] = {}
+        if round_candidates is not None and round_verdicts is not None:
+            judges = judge_selection(
+                _load_round_prompts(round_dir, round_prompts),
+                list(read_records(round_candidates, Candidate)),
+                list(read_records(round_verdicts, Verdict)),
+                verifier,
+                cache,
+            )
+    finally:
+        if owned:
+            from thresher.sampling import close_sampler
+
+            close_sampler(sampler)
+        for v in cache.values():
+            close = getattr(v, "close", None)
+            if callable(close):
+                close()
+    result = {
+        "model": str(model_path),
+        "tasks": tasks,
+        "judges": judges,
+        "counts": counts,
+        "examples": examples,
+        "config": {"k": cfg.k, "samples": cfg.args.get("samples", cfg.k), "temperature": cfg.temperature,
+                   "max_tokens": cfg.max_tokens, "seed": seed},
+    }
+    write_json(out_path, result)
+    return result
