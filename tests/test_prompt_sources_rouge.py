@@ -74,7 +74,7 @@ def test_index_rejects_chinese_near_duplicates():
 
 def test_length_bound_never_skips_a_pair_at_or_above_threshold():
     rng = random.Random(3)
-    words = "alpha beta gamma delta epsilon zeta eta theta".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(150)]
     index = RougeIndex(threshold=0.6)
     index.extend(texts[:100])

@@ -54,6 +54,8 @@ def _output_args(p: argparse.ArgumentParser, task: str | None, resumable: bool =
 def _filter_args(p: argparse.ArgumentParser, min_words: int, max_words: int) -> None:
     p.add_argument("--min-words", type=int, default=min_words, help=f"shortest kept text in words (default {min_words})")
     p.add_argument("--max-words", type=int, default=max_words, help=f"longest kept text in words (default {max_words})")
+    p.add_argument("--min-letters", type=float, default=0.5,
+                   help="drop a text whose non-space characters are less than this fraction letters (default 0.5)")
     p.add_argument("--rouge-threshold", type=float, default=0.7,
                    help="drop a text whose ROUGE-L with a kept one reaches this (default 0.7)")
     p.add_argument("--granularity", choices=("auto", "char", "jieba"), default="auto",
@@ -197,8 +199,8 @@ def _params(args: argparse.Namespace, default: Any) -> Any:
 def _text_filter(args: argparse.Namespace) -> Any:
     from thresher.prompts.filters import TextFilter
 
-    return TextFilter(min_words=args.min_words, max_words=args.max_words,
-                      granularity=getattr(args, "granularity", "auto"))
+    return TextFilter(min_words=args.min_words, max_words=args.max_words, min_letters=args.min_letters,
+                      granularity=args.granularity)
 
 
 # ---------------------------------------------------------------- inputs

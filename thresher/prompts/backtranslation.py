@@ -85,6 +85,8 @@ class BacktranslationConfig:
     """Keep pairs whose mean self-curation score reaches this (the paper's best data: 5)."""
     score_samples: int = 1
     """Ratings sampled per pair; their mean is the score (more samples, steadier scores)."""
+    score_max_tokens: int = 256
+    """Room for the rating's reason and its 'Score: N' line."""
     filter: TextFilter = field(default_factory=lambda: TextFilter(max_words=300))
     min_response_chars: int = 50
     """Shorter responses (a title, a fragment) get no instruction."""
@@ -130,7 +132,7 @@ def backtranslate(
             sampler,
             [tpl["score"].format(instruction=ins, response=resp[: cfg.max_response_chars]) for _, resp, ins in pairs],
             replace(params, n=cfg.score_samples, temperature=params.temperature if cfg.score_samples > 1 else 0.0,
-                    max_tokens=max(params.max_tokens, 128)),
+                    max_tokens=cfg.score_max_tokens),
         )
         result.requests += len(pairs) * cfg.score_samples
         for (i, response, instruction), cands in zip(pairs, ratings):

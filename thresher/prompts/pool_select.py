@@ -206,12 +206,12 @@ def select_from_pool(
             if best_score[i] < cfg.min_score:
                 result.dropped["below_min_score"] += 1
                 continue
-            if kept >= cfg.per_task:
-                result.dropped["over_task_cap"] += 1
-                continue
             key = normalize(prompt_text(pool[i]))
             if key in seen:
                 result.dropped["duplicate"] += 1
+                continue
+            if kept >= cfg.per_task:
+                result.dropped["over_task_cap"] += 1
                 continue
             seen.add(key)
             kept += 1

@@ -235,13 +235,18 @@ def self_instruct(
         n_req = min(cfg.batch_size, max_requests - generation_requests)
         req_tasks = [wanting[i % len(wanting)] for i in range(n_req)]
         requests = [_generation_request(tpl, human[t], machine[t], cfg, rng) for t in req_tasks]
-        outputs = ask(sampler, requests, gen_params)
+        # A fresh sampling seed per batch: a fixed one would redraw the same tasks whenever a request repeats.
+        batch_params = replace(gen_params, seed=None if params.seed is None else params.seed + generation_requests)
+        outputs = ask(sampler, requests, batch_params)
         result.requests += len(requests)
         generation_requests += len(requests)
         fresh: list[tuple[str, str]] = []
         for task, cands in zip(req_tasks, outputs):
             for cand in cands:
-                for instruction in parse_instructions(cand.text):
+                instructions = parse_instructions(cand.text)
+                if not instructions:
+                    result.reject(cand.text, "no_instruction")
+                for instruction in instructions:
                     if made[task] + sum(1 for t, _ in fresh if t == task) >= per_task[task]:
                         break
                     if _accept(instruction, cfg, index, result):

@@ -170,7 +170,10 @@ def selfqa(
         result.requests += len(chunk)
         pending: list[tuple[str, int, str, str]] = []
         for (name, i, passage), cands in zip(chunk, outs):
-            for question in _parse_questions(cands[0].text)[: cfg.questions_per_passage]:
+            questions = _parse_questions(cands[0].text)[: cfg.questions_per_passage]
+            if not questions:
+                result.reject(cands[0].text, "no_questions", source=name, passage_index=i)
+            for question in questions:
                 if _accept_question(question, cfg, index, result, source=name, passage_index=i):
                     pending.append((name, i, passage, question))
         answers = ask(sampler, [tpl["answer"].format(passage=p, question=q) for _, _, p, q in pending],
