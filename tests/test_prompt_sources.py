@@ -283,3 +283,24 @@ def test_shared_helpers():
     r.reject("b", "too_short")
     r.dropped["over_task_cap"] += 3
     assert r.summary() == "kept 0; rejected 5 (over_task_cap 3, too_short 2)"
+
+
+def test_recipe_sources_name_the_bad_key(tmp_path):
+    from thresher.config import PromptSource
+    from thresher.errors import ConfigError
+    from thresher.prompts.synth_sources import SYNTH_SOURCES
+
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("Write a poem.\n")
+    model = {"name": "gen", "path": str(tmp_path / "missing"), "backend": "hf"}
+    with pytest.raises(ConfigError, match=r"^args.rouge_treshold: unknown key"):
+        SYNTH_SOURCES["self_instruct"](PromptSource(source="self_instruct", path=str(seeds),
+                                                    args={"model": model, "rouge_treshold": 0.5}))
+    with pytest.raises(ConfigError, match=r"^args.model: required"):
+        SYNTH_SOURCES["magpie"](PromptSource(source="magpie"))
+    with pytest.raises(ConfigError, match=r"^path: path .* does not exist"):
+        SYNTH_SOURCES["selfqa"](PromptSource(source="selfqa", path=str(tmp_path / "nope"), args={"model": model}))
+    with pytest.raises(ConfigError, match=r"^args.targets: required"):
+        SYNTH_SOURCES["pool_select"](PromptSource(source="pool_select", path=str(seeds)))
+    with pytest.raises(ConfigError, match=r"^args.filter.min_wrds: unknown key"):
+        SYNTH_SOURCES["magpie"](PromptSource(source="magpie", args={"model": model, "filter": {"min_wrds": 2}}))

@@ -238,3 +238,22 @@ def test_cli_select_writes_task_tagged_rows(tmp_path):
     rows = {p.task: p for p in read_jsonl(out, Prompt)}
     assert sorted(rows) == ["cooking", "tax"]
     assert rows["tax"].messages == [{"role": "user", "content": "Can I deduct my home office on my taxes?"}]
+
+
+def test_recipe_sources_run_a_method_from_a_prompt_source(tiny_lm, tmp_path):
+    from thresher.config import PromptSource
+    from thresher.prompts.synth_sources import SYNTH_SOURCES
+
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("Write a poem about the sea.\nExplain compound interest.\n")
+    model = {"name": "gen", "path": str(tiny_lm), "backend": "hf"}
+    relaxed = {"min_words": 1, "min_letters": 0.0}
+    src = PromptSource(source="self_instruct", path=str(seeds), count=2, task="writing",
+                       args={"model": model, "sampling": {"max_tokens": 12}, "per_request": 1,
+                             "generate_inputs": False, "filter": relaxed})
+    made = SYNTH_SOURCES["self_instruct"](src)
+    assert len(made) == 2 and {p.task for p in made} == {"writing"}
+    src = PromptSource(source="magpie", count=2, args={"model": model, "filter": relaxed,
+                                                       "sampling": {"max_tokens": 8, "stop": ["e", "a", "o", " "]}})
+    made = SYNTH_SOURCES["magpie"](src)
+    assert len(made) == 2 and {p.task for p in made} == {"magpie"}
