@@ -1,13 +1,40 @@
-"""thresher report (being built)."""
+"""Report a run: per-task table round by round, regression warnings, report.html and curves.png.
 
-HELP = "report (being built)"
+Reads only the run directory (metrics.jsonl, each round's eval.json, the
+trained models' summaries), so it works on a running, finished or copied run.
+A task whose metric fell by more than the threshold (the recipe's
+eval.regression_threshold, or --threshold) between two rounds is flagged.
+
+Example:
+    thresher report runs/quickstart
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "per-task table, regression warnings, report.html and curves.png for a run directory"
 
 
-def add_arguments(parser):
-    pass
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run directory (<out_dir>/<recipe name>)")
+    parser.add_argument("--metric", default="pass@1", help="metric shown in the terminal table (default pass@1)")
+    parser.add_argument("--threshold", type=float, help="regression threshold (default: the recipe's, else 0.02)")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from thresher.errors import UserError
+    from thresher.eval.report import print_table, read_metrics, write_report
+    from thresher.store import RunDir
 
-    raise UserError("'report' is not built yet")
+    run_dir = RunDir(args.run_dir)
+    if not run_dir.path.is_dir():
+        raise UserError(f"{run_dir.path}: no such run directory")
+    if not read_metrics(run_dir.path):
+        raise UserError(f"{run_dir.metrics}: no metrics yet (a run writes them after each round's eval)")
+    report = write_report(run_dir.path, args.threshold)
+    print_table(run_dir.path, metric=args.metric, threshold=args.threshold)
+    print(f"wrote {report} and {Path(run_dir.curves)}")
+    return 0

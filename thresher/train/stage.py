@@ -21,11 +21,12 @@ def stage_data_files(round_dir: Path, cfg: TrainConfig) -> list[Path]:
     """The export files `cfg.data` names in `round_dir`; an error names a missing or mismatched one."""
     rd = RoundDir(Path(round_dir))
     allowed = DATA_FOR_METHOD[cfg.method]
-    files = []
     for i, name in enumerate(cfg.data):
         if name not in allowed:
             raise ConfigError(f"train.data[{i}]", f"{name!r} cannot be used with method {cfg.method!r} "
                               f"(expected one of: {', '.join(allowed)})")
+    files = []
+    for name in cfg.data:
         path = {"sft": rd.sft, "critique_sft": rd.critique_sft, "dpo": rd.dpo}[name]
         if not path.is_file():
             raise UserError(f"{path}: no such export; run the export stage for this round first")
