@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 _PHRASE = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*[:：]?\s*|(?:最终答案|答案)\s*(?:是|为|:|：)\s*",
+    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=)\s*[:：]?\s*|(?:最终答案|答案)\s*(?:是|为|:|：)\s*[:：]?\s*",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|-?\d+(?:\.\d+)?(?:/\d+)?%?")

@@ -50,7 +50,9 @@ class FunctionJudge:
         verdicts = []
         for c, s in zip(flat, scores):
             if s is not None and not isinstance(s, int | float):
-                raise TypeError(f"judge {self.name!r}: function returned {type(s).__name__} {s!r}, expected float or None")
+                raise TypeError(
+                    f"judge {self.name!r}: function returned {type(s).__name__} {s!r}, expected float or None"
+                )
             verdicts.append(Verdict(candidate_id=c.id, judge=self.name, score=None if s is None else float(s)))
         return unflatten(verdicts, candidates)
 

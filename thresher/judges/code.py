@@ -24,7 +24,7 @@ from thresher.records import Candidate, Prompt, Verdict
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _FRAME = re.compile(r'File "' + re.escape(PROGRAM) + r'", line (\d+)')
-_LAUNCHER_FRAME = re.compile(r'^  File "<string>", line \d+, in (?:<module>|_launch)\n', re.M)
+_LAUNCHER_FRAME = re.compile(r'^  File "<string>", line \d+, in (?:<module>|_launch)\n', re.MULTILINE)
 STDERR_TAIL_LINES = 15
 
 
@@ -34,7 +34,9 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
     if not blocks:
         return text
     if entry_point:
-        defining = [b for b in blocks if re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", b, re.M)]
+        defining = [
+            b for b in blocks if re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", b, re.MULTILINE)
+        ]
         if defining:
             return defining[0]
     return max(blocks, key=len)
@@ -45,7 +47,9 @@ def build_program(prompt: Prompt, completion: str) -> tuple[str, int]:
     entry_point = prompt.metadata.get("entry_point")
     code_prompt = prompt.metadata.get("code_prompt") or ""
     code = extract_code(completion, entry_point)
-    defines = bool(entry_point) and re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.M)
+    defines = bool(entry_point) and re.search(
+        rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", code, re.MULTILINE
+    )
     if defines:
         # The whole function: keep the prompt's imports and helpers; its stub is redefined below it.
         head = code_prompt + "\n\n" + code if code_prompt else code
@@ -53,7 +57,7 @@ def build_program(prompt: Prompt, completion: str) -> tuple[str, int]:
         head = code_prompt + code
     head = head.rstrip("\n") + "\n\n\n"
     tests = (prompt.tests or "").rstrip("\n") + "\n"
-    if entry_point and re.search(r"^def\s+check\s*\(", tests, re.M):
+    if entry_point and re.search(r"^def\s+check\s*\(", tests, re.MULTILINE):
         tests += f"\n\ncheck({entry_point})\n"
     return head + tests, head.count("\n") + 1
 

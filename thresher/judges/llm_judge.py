@@ -138,9 +138,12 @@ def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], out
     """Verdicts for one prompt's candidates from one listwise output.
 
     `shown[r]` is the index (into `cids`) of the candidate shown as response
-    r + 1. Every candidate gets the judge's whole output as its critique; the
-    chosen one scores 1.0, the others by their rank when the judge gave one
-    (1 - (rank - 1) / (N - 1)), else 0.0.
+    r + 1. Every candidate gets the judge's whole output as its critique and
+    metadata: `chosen`, `best` (the chosen candidate's id), `position` (0-based
+    place in the shown order), `label` (the number the judge saw), `shown`
+    (candidate ids in shown order) and `rank` when the judge ranked them all.
+    The chosen one scores 1.0, the others by rank (1 - (rank - 1) / (N - 1))
+    when given, else 0.0.
     """
     n = len(cids)
     order = [cids[i] for i in shown]
@@ -156,7 +159,13 @@ def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], out
     verdicts = []
     for i, cid in enumerate(cids):
         label = shown.index(i) + 1
-        meta: dict[str, Any] = {"chosen": cid == best_id, "best": best_id, "label": label, "shown": order}
+        meta: dict[str, Any] = {
+            "chosen": cid == best_id,
+            "best": best_id,
+            "position": label - 1,
+            "label": str(label),
+            "shown": order,
+        }
         if ranking is not None:
             rank = ranking.index(label) + 1
             meta["rank"] = rank

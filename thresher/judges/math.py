@@ -79,13 +79,18 @@ def verify_answer(item: tuple[str, str | None]) -> dict[str, Any]:
     return out
 
 
+def warm_up() -> None:
+    """Import math-verify and run one comparison, so the first real item is not charged for it."""
+    verify_answer(("\\boxed{\\frac{1}{2}}", "0.5"))
+
+
 class MathVerifier:
     """Judge: 1.0 / correct when the extracted answer equals the reference symbolically, 0.0 otherwise."""
 
     def __init__(self, timeout: float = 5.0, workers: int = 2, name: str = "math"):
         self.name = name
         self.timeout = timeout
-        self.pool = TimeoutPool(verify_answer, workers=workers, timeout=timeout)
+        self.pool = TimeoutPool(verify_answer, workers=workers, timeout=timeout, initializer=warm_up)
 
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         check_shapes(prompts, candidates)

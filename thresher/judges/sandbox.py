@@ -123,6 +123,8 @@ class RunResult:
     duration_s: float
     isolation: str
     notes: list[str] = field(default_factory=list)
+    uid: int | None = None
+    """The private uid the program ran under (root parents only); no process of it is left after the run."""
 
 
 class Sandbox(Protocol):
@@ -233,7 +235,7 @@ class _SubprocessSandbox:
                 "uid": uid,
                 "unshare_net": self._unshare_net_in_launcher(),
                 "rlimits": {
-                    "RLIMIT_CPU": int(math.ceil(limits.timeout)) + 1,
+                    "RLIMIT_CPU": math.ceil(limits.timeout) + 1,
                     "RLIMIT_AS": limits.memory_mb << 20,
                     "RLIMIT_NPROC": nproc,
                     "RLIMIT_FSIZE": limits.file_size_mb << 20,
@@ -275,7 +277,9 @@ class _SubprocessSandbox:
             with open(err_path, "rb") as f:
                 started = _MARKER.encode() in f.read(4096)
             stdout, stderr = _tail(out_path), _tail(err_path)
-            return self._result(timed_out, returncode, stdout, stderr, started, nonce, duration)
+            result = self._result(timed_out, returncode, stdout, stderr, started, nonce, duration)
+            result.uid = uid
+            return result
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -387,7 +391,7 @@ class SandboxWarning(RuntimeWarning):
 
 FALLBACK_WARNING = (
     "THE CODE VERIFIER IS NOT SANDBOXED BY BUBBLEWRAP: bwrap is {why}. Candidate programs run with rlimits, "
-    "their own process group and a scrubbed environment only: they can read every file your user can read"
+    "their own process group and a scrubbed environment only: they can read every file {who} can read"
     "{net}. Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) or plug in a container sandbox."
 )
 
@@ -410,8 +414,13 @@ def make_sandbox(mode: Literal["auto", "bwrap", "rlimits"] = "auto") -> Sandbox:
             why = "not installed"
             if mode == "bwrap":
                 raise UserError("sandbox bwrap: bubblewrap (bwrap) is not installed; apt-get install bubblewrap")
-    if mode == "auto":
-        net = "" if os.geteuid() == 0 else " and open network connections"
-        warnings.warn(FALLBACK_WARNING.format(why=why, net=net), SandboxWarning, stacklevel=2)
-        print("WARNING: " + FALLBACK_WARNING.format(why=why, net=net), file=sys.stderr)
+    why = why or "not used (sandbox: rlimits was asked for)"
+    root = os.geteuid() == 0
+    text = FALLBACK_WARNING.format(
+        why=why,
+        who="any user" if root else "your user",
+        net="" if root else ", open network connections, and fork children that leave their process group",
+    )
+    warnings.warn(text, SandboxWarning, stacklevel=2)
+    print("WARNING: " + text, file=sys.stderr)
     return RlimitSandbox()

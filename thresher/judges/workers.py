@@ -32,7 +32,10 @@ class Outcome:
     error: str | None = None
 
 
-def _serve(conn: Any, fn: Callable[[Any], Any]) -> None:  # runs in the worker process
+def _serve(conn: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
+    """The worker process's loop: warm up, say ready, then answer items until told to stop."""
+    if initializer is not None:
+        initializer()  # heavy imports happen here, outside any item's timeout
     conn.send(("ready", None))
     while True:
         try:
@@ -43,7 +46,7 @@ def _serve(conn: Any, fn: Callable[[Any], Any]) -> None:  # runs in the worker p
             return
         try:
             conn.send(("ok", fn(item)))
-        except Exception as e:  # the item failed; the worker stays usable and reports why
+        except Exception as e:  # noqa: BLE001 - any failure of one item is its outcome; the worker lives on
             tail = traceback.format_exc().strip().splitlines()[-1]
             conn.send(("error", f"{type(e).__name__}: {e}" if str(e) else tail))
 
@@ -51,16 +54,17 @@ def _serve(conn: Any, fn: Callable[[Any], Any]) -> None:  # runs in the worker p
 class _Slot:
     """One worker process and the pipe to it; restarted after a kill or a crash."""
 
-    def __init__(self, ctx: Any, fn: Callable[[Any], Any]):
+    def __init__(self, ctx: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None):
         self._ctx = ctx
         self._fn = fn
+        self._initializer = initializer
         self.proc: Any = None
         self.conn: Any = None
         self.restarts = 0
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_serve, args=(child, self._fn), daemon=True)
+        proc = self._ctx.Process(target=_serve, args=(child, self._fn, self._initializer), daemon=True)
         proc.start()
         child.close()
         if not parent.poll(STARTUP_TIMEOUT):
@@ -97,7 +101,8 @@ class _Slot:
         try:
             status, payload = self.conn.recv()
         except EOFError:
-            code = self.proc.exitcode if self.proc is not None else None
+            self.proc.join(5)
+            code = self.proc.exitcode
             self.kill()
             self.restarts += 1
             return Outcome(error=f"worker process died (exit code {code})")
@@ -121,11 +126,19 @@ def _close_slots(slots: list[_Slot]) -> None:
 class TimeoutPool:
     """`workers` processes running the module-level function `fn` on items, each under `timeout` seconds.
 
+    `initializer` runs once in each fresh worker before it takes items (heavy
+    imports belong there, so they never count against an item's timeout).
     Workers start lazily (spawned, so a parent holding threads or CUDA is
     safe) and are reused across `map` calls until `close()`.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], workers: int = 2, timeout: float = 5.0):
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int = 2,
+        timeout: float = 5.0,
+        initializer: Callable[[], None] | None = None,
+    ):
         if workers < 1:
             raise ValueError(f"workers: must be at least 1, got {workers}")
         if timeout <= 0:
@@ -133,7 +146,7 @@ class TimeoutPool:
         self.fn = fn
         self.timeout = timeout
         ctx = mp.get_context("spawn")
-        self.slots = [_Slot(ctx, fn) for _ in range(workers)]
+        self.slots = [_Slot(ctx, fn, initializer) for _ in range(workers)]
         self._lock = threading.Lock()
         self._finalizer = weakref.finalize(self, _close_slots, self.slots)
 

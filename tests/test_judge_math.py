@@ -1,0 +1,145 @@
+"""Math verifier: answer extraction, symbolic comparison, and the hard per-item timeout in worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from thresher.judges.answers import extract_answer, last_boxed
+from thresher.judges.math import math_verifier, verify_answer
+from thresher.judges.workers import TimeoutPool
+from thresher.records import Candidate, Prompt
+
+HANG = "The answer is \\boxed{9^{9^{9^{9}}}}"
+"""sympy tries to evaluate a number with ~10^8 digits: it does not come back for minutes."""
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    judge = math_verifier(timeout=3.0, workers=2)
+    yield judge
+    judge.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "answer", "rule"),
+    [
+        ("So we get \\boxed{\\frac{1}{2}} in the end.", "\\frac{1}{2}", "boxed"),
+        ("first \\boxed{1}, then \\boxed{\\{1, \\{2\\}\\}}", "\\{1, \\{2\\}\\}", "boxed"),
+        ("Thus the answer is $\\frac{3}{4}$.", "\\frac{3}{4}", "phrase"),
+        ("The final answer is **12**. Let me know!", "12", "phrase"),
+        ("The answer is 3.14.", "3.14", "phrase"),
+        ("所以答案是 42。", "42", "phrase"),
+        ("最终答案为：x=5\n验证完毕", "x=5", "phrase"),
+        ("I counted 3 apples and 1,250 pears", "1250", "last_number"),
+        ("It is -7/2 of the total", "-7/2", "last_number"),
+    ],
+)
+def test_extract_answer(text, answer, rule):
+    found = extract_answer(text)
+    assert found is not None
+    assert (found.answer, found.rule) == (answer, rule)
+
+
+def test_extract_answer_none_and_unbalanced_boxed():
+    assert extract_answer("no digits here at all") is None
+    assert last_boxed("\\boxed{1 + {2") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "reference", "correct"),
+    [
+        ("the answer is 0.5", "\\frac{1}{2}", True),
+        ("\\boxed{\\frac{1}{2}}", "0.5", True),
+        ("\\boxed{50\\%}", "0.5", True),
+        ("The answer is 50%.", "1/2", True),
+        ("\\boxed{\\{2, 1\\}}", "\\{1, 2\\}", True),
+        ("\\boxed{[0, 1)}", "[0,1)", True),
+        ("\\boxed{(0, 1]}", "[0,1)", False),
+        ("\\boxed{2\\sqrt{2}}", "\\sqrt{8}", True),
+        ("答案是 7。", "7", True),
+        ("答案是 8。", "7", False),
+        ("we end with 41", "42", False),
+        ("nothing to see", "42", False),
+    ],
+)
+def test_verify_answer(text, reference, correct):
+    out = verify_answer((text, reference))
+    assert out["correct"] is correct, out
+    assert out["critique"]
+
+
+def test_critique_says_what_was_extracted_and_why():
+    out = verify_answer(("Hence the answer is $\\frac{1}{2}$.", "0.5"))
+    assert out["critique"] == (
+        "Extracted '\\\\frac{1}{2}' (phrase), read as 1/2; it equals the reference '0.5', read as 1/2."
+    )
+    out = verify_answer(("no answer", "3"))
+    assert out["correct"] is False and out["critique"].startswith("No final answer found")
+
+
+def test_unparseable_reference_is_an_error_not_a_wrong_answer():
+    with pytest.raises(ValueError, match="reference answer"):
+        verify_answer(("\\boxed{1}", "$$"))
+
+
+def _prompt(i: int, reference: str | None) -> Prompt:
+    return Prompt.create("math", [{"role": "user", "content": f"question {i}"}], reference=reference)
+
+
+def test_verdicts_in_input_order_with_answer_metadata(verifier):
+    prompts = [_prompt(0, "0.5"), _prompt(1, "7"), _prompt(2, None)]
+    cands = [
+        [Candidate(prompts[0].id, "m", 0, "\\boxed{1/2}"), Candidate(prompts[0].id, "m", 1, "the answer is 2")],
+        [Candidate(prompts[1].id, "m", 0, "答案是 7")],
+        [Candidate(prompts[2].id, "m", 0, "so \\boxed{\\frac{2}{4}}")],
+    ]
+    out = verifier.judge(prompts, cands)
+    assert [[v.candidate_id for v in row] for row in out] == [[c.id for c in row] for row in cands]
+    assert [[v.correct for v in row] for row in out] == [[True, False], [True], [None]]
+    assert [[v.score for v in row] for row in out] == [[1.0, 0.0], [1.0], [None]]
+    assert out[0][0].metadata == {"answer": "1/2", "canonical": "1/2", "rule": "boxed"}
+    assert out[1][0].metadata["answer"] == "7"
+    # no reference: no opinion, but the answer is still extracted for majority votes
+    assert out[2][0].metadata["canonical"] == "1/2" and out[2][0].judge == "math"
+
+
+def test_timeout_is_an_error_and_the_worker_is_replaced(verifier):
+    prompts = [_prompt(i, "1") for i in range(4)]
+    texts = ["\\boxed{1}", HANG, "\\boxed{2}", "\\boxed{1}"]
+    cands = [[Candidate(p.id, "m", 0, t)] for p, t in zip(prompts, texts)]
+    restarts = verifier.pool.restarts
+    start = time.monotonic()
+    out = verifier.judge(prompts, cands)
+    elapsed = time.monotonic() - start
+    flat = [row[0] for row in out]
+    assert flat[1].error is not None and "timed out after 3s" in flat[1].error
+    assert flat[1].score is None and flat[1].correct is None
+    assert [v.correct for v in (flat[0], flat[2], flat[3])] == [True, False, True]
+    assert verifier.pool.restarts == restarts + 1
+    assert elapsed < 3.0 + 30  # one timeout plus a fresh worker's start, not minutes
+    # the pool keeps working after the kill
+    again = verifier.judge(prompts[:1], cands[:1])
+    assert again[0][0].correct is True
+
+
+def _crash(item):
+    import os
+
+    if item == "die":
+        os._exit(3)
+    if item == "raise":
+        raise RuntimeError("bad item")
+    return item * 2
+
+
+def test_pool_reports_crashes_and_exceptions_per_item():
+    pool = TimeoutPool(_crash, workers=1, timeout=30)
+    try:
+        out = pool.map([1, "die", "raise", 4])
+    finally:
+        pool.close()
+    assert out[0].value == 2 and out[3].value == 8
+    assert out[1].error == "worker process died (exit code 3)"
+    assert out[2].error == "RuntimeError: bad item"
