@@ -290,8 +290,8 @@ def judge_selection(
                 continue
             errors[p.task] += sum(1 for c in cands if c.id in seen and not seen[c.id].ok)
             items.append(JudgedPrompt(p.task, [oracle[c.id] for c in cands], [_score(seen.get(c.id)) for c in cands]))
-        if not any(_score(v) is not None for v in seen.values()):
-            continue  # a judge with no scores at all (pure critique text) has nothing to rank by
+        if not any(_score(v) is not None or not v.ok for v in seen.values()):
+            continue  # pure critique text, no score and no failure: nothing to rank by
         per_task = selection_metrics(items)
         for task, m in per_task.items():
             m["errors"] = float(errors[task])
