@@ -395,7 +395,7 @@ def test_critique_from_verifier_findings(tmp_path, language):
         positions = [user.index(cands[c].text) for c in r["order"]]
         assert positions == sorted(positions)  # the row shows candidates in the recorded order
         best = r["best"][0]
-        label = r["labels"][r["order"].index(best)]
+        label = r["candidate_labels"][r["order"].index(best)]
         ref = next(p.reference for p in ps if p.id == r["prompt_id"])
         if language == "en":
             assert user.startswith("Below are a problem and 3 candidate answers.")
@@ -412,18 +412,21 @@ def test_critique_from_verifier_findings(tmp_path, language):
     assert [r["order"] for r in read_jsonl(rd / "critique_sft.jsonl")] != orders  # shuffled, by seed
 
 
-def test_critique_from_listwise_judge_keeps_its_order_and_drops_contradictions(tmp_path):
-    ps = [P(i, reference=str(2 * i)) for i in range(3)]
+def test_critique_from_listwise_judge_is_its_exact_exchange_and_drops_contradictions(tmp_path):
+    from thresher.judges.llm_judge import listwise_verdicts
+    from thresher.judges.llm_templates import listwise_messages
+
+    ps = [P(i, reference=str(2 * i)) for i in range(4)]
     cands, vs = [], []
     for i, p in enumerate(ps):
         group_c = [C(p, m, 0, f"{m} answer for {i}") for m in ("teacher", "student", "other")]
         cands += group_c
-        shown = [group_c[2], group_c[0], group_c[1]]  # the order the judge saw
-        chosen = shown[1] if i != 2 else shown[2]
-        reasoning = f"[1] is sloppy. [2] is right. [3] is off. Best: [{2 if i != 2 else 3}]"
-        for pos, c in enumerate(shown):
-            meta = {"position": pos, "label": f"[{pos + 1}]", "chosen": c is chosen, "rank": 1 if c is chosen else 2}
-            vs.append(Verdict(c.id, "listwise", None, None, reasoning, None, meta))
+        best = 3 if i == 2 else 2  # prompt 2: the judge picks the student's wrong answer
+        output = f"<reasoning>Response 1 is sloppy, response 2 is right, response 3 is off.</reasoning><best>{best}</best>"
+        if i == 3:
+            output = "I cannot decide."  # unparseable: every verdict of the prompt is an error
+        # the judge was shown other, teacher, student (its own shuffle)
+        vs += listwise_verdicts([c.id for c in group_c], "listwise", [2, 0, 1], output)
         for c in group_c:  # a verifier: only the teacher is right
             ok = c.model == "teacher"
             vs.append(V(c, "math", float(ok), ok, answer=str(2 * i)))
@@ -431,11 +434,18 @@ def test_critique_from_listwise_judge_keeps_its_order_and_drops_contradictions(t
     summary = run_export(rd, "best", {"judge": "math"}, critique=True, args={"critique": {"judge": "listwise"}})
     rows = list(read_jsonl(rd / "critique_sft.jsonl"))
     assert len(rows) == 2
-    assert summary["exports"]["critique_sft"]["dropped"] == {"judge_contradicts_verifier": 1}
+    assert summary["exports"]["critique_sft"]["dropped"] == {"judge_contradicts_verifier": 1, "judge_failed": 1}
+    assert summary["verdicts"]["errors"] == {"listwise": 3}
+    by_id = {p.id: p for p in ps}
     for r in rows:
-        assert r["models"] == ["other", "teacher", "student"] and r["labels"] == ["[1]", "[2]", "[3]"]
-        assert r["messages"][1]["content"].endswith("Best: [2]") and r["judge_kind"] == "listwise"
-        assert "Candidate [2]:\nteacher answer" in r["messages"][0]["content"]
+        assert r["models"] == ["other", "teacher", "student"] and r["candidate_labels"] == ["1", "2", "3"]
+        assert r["messages"][1]["content"].endswith("<best>2</best>") and r["judge_kind"] == "listwise"
+        # the judge's own prompt, rebuilt: the numbers in its reasoning point at the same answers
+        i = int(by_id[r["prompt_id"]].reference) // 2
+        texts = [f"{m} answer for {i}" for m in ("other", "teacher", "student")]
+        assert r["messages"][0]["content"] == listwise_messages(by_id[r["prompt_id"]], texts)[0]["content"]
+        assert "[Response 2]\nteacher answer" in r["messages"][0]["content"]
+        assert r["best"] == [f"{r['prompt_id']}/teacher/0"]
 
 
 def test_critique_from_pointwise_llm_judge(tmp_path):
@@ -445,7 +455,7 @@ def test_critique_from_pointwise_llm_judge(tmp_path):
     rd = write_round(tmp_path, [p], cands, vs)
     run_export(rd, "best", critique=True)
     [row] = read_jsonl(rd / "critique_sft.jsonl")
-    label = row["labels"][row["order"].index(cands[0].id)]
+    label = row["candidate_labels"][row["order"].index(cands[0].id)]
     text = row["messages"][1]["content"]
     assert f"Candidate {label}: Clear and right.\nScore: 8" in text
     assert text.endswith(f"Conclusion: the best answer is Candidate {label}.")
@@ -462,12 +472,16 @@ LONG = (
 
 def test_deduplicator_removes_planted_near_duplicates_and_keeps_distinct_rows():
     d = Deduplicator(DedupConfig())
-    distinct = [f"Problem {i}: {w} " + LONG.replace("two", w) for i, w in enumerate(["alpha", "beta", "gamma"])]
-    distinct += ["A completely different answer about geometry and the area of circles, pi r squared."]
+    distinct = [
+        LONG,
+        "Multiply first: seven times six is forty-two, because six sevens are two more than five sevens (35).",
+        "The derivative of x squared is two x; at x = 3 the slope of the tangent line is therefore six.",
+        "A completely different answer about geometry and the area of circles, pi r squared.",
+    ]
     for t in distinct:
         assert d.check(t) is None
     assert d.check(distinct[0].upper().replace(" ", "   ")) == "exact_duplicate"  # case / whitespace only
-    assert d.check(distinct[1].replace("carry the ten", "carry a ten")) == "near_duplicate"
+    assert d.check(distinct[0].replace("carry the ten", "carry a ten")) == "near_duplicate"
     assert d.check(distinct[2] + " Done.") == "near_duplicate"
     assert d.check("Short and new.") is None
     assert dict(d.removed) == {"exact_duplicate": 1, "near_duplicate": 2}

@@ -2,8 +2,8 @@
 
 Majority voting counts answers, not texts: "0.5", "1/2" and "\\frac{1}{2}"
 are one vote bucket. The math verifier already extracted each candidate's
-answer (`metadata["answer"]`); where no judge did, math-verify extracts it
-from the text. Equivalence is math-verify's symbolic comparison, after a
+answer (`metadata["answer"]`); where no judge did, the verifier's own
+extraction rules are applied to the text. Equivalence is math-verify's symbolic comparison, after a
 cheap exact match on the normalised strings.
 
 math-verify's own timeouts use signals, which only work in the main thread;
@@ -56,10 +56,12 @@ def candidate_answer(candidate: Candidate, verdicts: Mapping[str, Verdict], judg
     return _extract(candidate.text)
 
 
-@lru_cache(maxsize=65536)
 def _extract(text: str) -> str | None:
-    parsed = _parse(text)
-    return parsed[1] if parsed is not None and len(parsed) > 1 else None
+    """The same extraction the math verifier applies (boxed, "the answer is" / "答案是", last number)."""
+    from thresher.judges.answers import extract_answer
+
+    found = extract_answer(text)
+    return found.answer if found is not None else None
 
 
 @lru_cache(maxsize=65536)

@@ -4,11 +4,12 @@ The user turn shows the problem and several candidates (teachers' and
 students' alike) in a shuffled order that the row records (`order`); the
 assistant turn is the judge's reasoning and conclusion:
 
-- a listwise LLM judge: its own reasoning and conclusion, verbatim. Its text
-  refers to candidates by the labels it saw, so the row shows exactly the
-  candidates it judged, in the order it saw them (`metadata["position"]`,
-  0-based, and optional `metadata["label"]` on its verdicts; without them the
-  order candidates were judged in). That order was the judge's own shuffle.
+- a listwise LLM judge: the exact exchange the judge had. Its output refers
+  to candidates by the numbers it saw, so the user turn is its own prompt
+  rebuilt (`thresher.judges.llm_templates.listwise_messages`) with exactly
+  the candidates it judged, in the order it saw them (`metadata["shown"]`, or
+  each verdict's `metadata["position"]`), and the assistant turn is its
+  output verbatim. That order was the judge's own shuffle.
 - a pointwise LLM judge: each candidate's critique and score, then the best.
 - a verifier (math, code): a critique built from what it found, per
   candidate: the extracted answer against the reference, or the failing test
@@ -187,16 +188,19 @@ class CritiqueBuilder:
         if self._contradicts_verifier(group, shown, best):
             self.dropped["judge_contradicts_verifier"] += 1
             return None
-        t = self.t
-        parts = [t.instruction.format(n=len(shown)), t.problem.format(question=group.prompt.question)]
-        parts += [t.candidate.format(label=lab, text=c.text) for c, lab in zip(shown, labels, strict=True)]
+        if kind == "listwise":
+            from thresher.judges.llm_templates import listwise_messages
+
+            user = listwise_messages(group.prompt, [c.text for c in shown], self.language)[-1]["content"]
+        else:
+            t = self.t
+            parts = [t.instruction.format(n=len(shown)), t.problem.format(question=group.prompt.question)]
+            parts += [t.candidate.format(label=lab, text=c.text) for c, lab in zip(shown, labels, strict=True)]
+            user = "\n\n".join(parts)
         return {
-            "messages": [
-                {"role": "user", "content": "\n\n".join(parts)},
-                {"role": "assistant", "content": answer},
-            ],
+            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
             "order": [c.id for c in shown],
-            "labels": labels,
+            "candidate_labels": labels,
             "models": [c.model for c in shown],
             "best": [c.id for c in best],
             "prompt_id": group.prompt.id,
@@ -208,18 +212,31 @@ class CritiqueBuilder:
 
     # which candidates a row shows ------------------------------------------------------
     def _listwise(self, group: PromptGroup) -> tuple[list[Candidate], list[str]] | str:
+        """The candidates the judge saw, in its order, numbered as it numbered them (1..N)."""
         seen = []
+        by_id = {}
         for i, c in enumerate(group.candidates):
             v = group.verdict(c.id, self.judge.name)
             if v is None:
                 continue
             if v.error is not None:
                 return "judge_failed"
+            by_id[c.id] = c
             pos = v.metadata.get("position")
-            seen.append((pos if isinstance(pos, int) and not isinstance(pos, bool) else i, i, c, v))
-        seen.sort(key=lambda x: (x[0], x[1]))
-        labels = [str(v.metadata.get("label") or k + 1) for k, (_, _, _, v) in enumerate(seen)]
-        return [c for _, _, c, _ in seen], labels
+            seen.append((pos if isinstance(pos, int) and not isinstance(pos, bool) else i, i, c))
+        shown_ids = None
+        for c in by_id.values():
+            meta = group.verdicts[c.id][self.judge.name].metadata
+            if isinstance(meta.get("shown"), list):
+                shown_ids = meta["shown"]
+                break
+        if shown_ids is not None:
+            if not all(cid in by_id for cid in shown_ids):
+                return "judged_candidate_missing"  # a candidate it saw is gone: its numbers would not match
+            ordered = [by_id[cid] for cid in shown_ids]
+        else:
+            ordered = [c for _, _, c in sorted(seen, key=lambda x: (x[0], x[1]))]
+        return ordered, [str(k + 1) for k in range(len(ordered))]
 
     def _shown(self, group: PromptGroup, selection: Selection) -> tuple[list[Candidate], list[str]] | str:
         usable = []

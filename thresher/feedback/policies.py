@@ -223,7 +223,7 @@ class _Gated:
             if name not in judges:
                 raise ConfigError("selection.args.gate", f"no verdicts from judge {name!r}")
         others = {n: j for n, j in judges.items() if n not in gates}
-        judge = resolve_judge(others, self.judge, self.name, kinds=("reward", "llm", "listwise"))
+        judge = resolve_judge(others, self.judge, self.name, kinds=("reward", "llm", "listwise", "pairwise"))
         out = []
         for g in groups:
             ranked, scores, _ = _ranked(g, judge, self.seed)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -239,7 +240,8 @@ def export_stage(
         if m.target not in kinds:
             raise ConfigError(f"export.args.mix[{i}].target", f"{m.target!r} is not exported this round")
 
-    fingerprint = _fingerprint(prompts, _inputs_stamp(candidates_path, verdicts_path), selection, export, students, seed)
+    inputs = _inputs_stamp(candidates_path, verdicts_path, *(s.path for m in options.mix for s in m.sources))
+    fingerprint = _fingerprint(prompts, inputs, selection, export, students, seed)
     marker = round_dir / COMPLETE
     outputs = {k: round_dir / OUTPUTS[k] for k in kinds}
     if not force and marker.is_file():
@@ -247,6 +249,8 @@ def export_stage(
         if old.get("fingerprint") == fingerprint and all(p.is_file() for p in outputs.values()):
             return {**old, "skipped": True}
     marker.unlink(missing_ok=True)
+    for stale in round_dir.glob(".export-groups-*"):  # left by an export that was killed
+        shutil.rmtree(stale, ignore_errors=True)
 
     from tqdm import tqdm
 
