@@ -255,3 +255,14 @@ def test_humaneval_canonical_solutions_pass_and_empty_solutions_fail():
     assert sum(v.correct is True for v in canonical) == 164
     assert sum(v.correct is False for v in empty) == 164
     assert all(v.error is None for row in verdicts for v in row)
+
+
+def test_a_sandbox_that_cannot_start_is_a_judge_error_not_a_failed_candidate():
+    from thresher.judges.code import CodeVerifier
+
+    broken = BwrapSandbox(bwrap="/bin/false")  # exits at once, before the launcher runs
+    judge = CodeVerifier(broken, Limits(timeout=5), workers=1)
+    prompt = task(ATTACK_TEST)
+    [[v]] = judge.judge([prompt], [[Candidate(prompt.id, "m", 0, "def attack():\n    return True\n")]])
+    assert v.error is not None and v.error.startswith("sandbox failed to start")
+    assert v.score is None and v.correct is None and v.metadata["status"] == "error"

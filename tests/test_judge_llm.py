@@ -190,3 +190,34 @@ def test_listwise_shows_a_seeded_shuffle():
     first = judge.shown_order(PROMPT, 6)
     assert sorted(first) == list(range(6)) and first == judge.shown_order(PROMPT, 6)
     assert first != list(range(6))
+
+
+# ------------------------------------------------------------------------------------------ other backends (slow)
+@pytest.mark.slow
+def test_listwise_judge_on_the_shared_vllm_engine(tiny_vllm):
+    judge = llm_judge("unused", mode="listwise", sampler=tiny_vllm, max_tokens=16)
+    prompts = [PROMPT, Prompt.create("qa", [{"role": "user", "content": "2+2?"}])]
+    cands = [[Candidate(p.id, "m", k, f"answer {k}") for k in range(3)] for p in prompts]
+    out = judge.judge(prompts, cands)
+    assert [[v.candidate_id for v in row] for row in out] == [[c.id for c in row] for row in cands]
+    assert all(v.error and v.score is None and v.metadata["shown"] for row in out for v in row)
+    judge.close()  # not its sampler: the shared engine stays up
+    assert tiny_vllm.llm is not None
+
+
+@pytest.mark.slow
+def test_cli_pairwise_judge_on_an_openai_compatible_server(tiny_vllm_server, tmp_path, capsys):
+    from thresher.cli import main
+    from thresher.records import Verdict, write_jsonl
+    from thresher.store import ShardedJsonl
+
+    run = tmp_path / "round_1"
+    prompts = [PROMPT]
+    write_jsonl(run / "prompts.jsonl", prompts)
+    write_jsonl(run / "candidates.jsonl", [Candidate(PROMPT.id, "m", k, f"{40 + k}") for k in range(3)])
+    argv = ["judge", "--out", str(run), "--candidates", str(run / "candidates.jsonl"),
+            "--judge", f"llm:{tiny_vllm_server}:pairwise", "--max-tokens", "16"]  # fmt: skip
+    assert main(argv) == 0
+    verdicts = list(ShardedJsonl(run / "verdicts", Verdict))
+    assert len(verdicts) == 3 and all(v.judge == "llm" and v.error and v.score is None for v in verdicts)
+    assert "llm: 3 verdicts, 3 errors, 0 correct, mean score n/a" in capsys.readouterr().err

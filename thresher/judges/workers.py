@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import signal
 import threading
 import traceback
 import weakref
@@ -34,6 +35,7 @@ class Outcome:
 
 def _serve(conn: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
     """The worker process's loop: warm up, say ready, then answer items until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
     if initializer is not None:
         initializer()  # heavy imports happen here, outside any item's timeout
     conn.send(("ready", None))
