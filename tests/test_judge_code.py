@@ -181,7 +181,7 @@ def test_bwrap_sandbox_sees_a_private_filesystem():
     result = box.run(program, Limits(timeout=5))
     assert result.status == "passed", result.stderr
     env, cwd, hidden = result.stdout.splitlines()
-    assert env == "['HOME', 'LANG', 'PATH', 'PWD']"
+    assert env == "['HOME', 'LANG', 'MKL_NUM_THREADS', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PATH', 'PWD']"
     assert cwd == "/tmp/work"
     assert hidden == "False False"
 

@@ -95,6 +95,8 @@ _launch()
 """
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+ENV = {"LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""The whole environment a program sees, with PATH and HOME: one thread per math library, so it fits its limits."""
 
 
 @dataclass(slots=True)
@@ -254,7 +256,7 @@ class _SubprocessSandbox:
                     stdout=out,
                     stderr=err,
                     cwd=workdir,
-                    env={"PATH": SAFE_PATH, "HOME": str(workdir), "LANG": "C.UTF-8"},
+                    env={"PATH": SAFE_PATH, "HOME": str(workdir), **ENV},
                     start_new_session=True,
                 )
                 try:
@@ -379,7 +381,8 @@ class BwrapSandbox(_SubprocessSandbox):
             "--chdir", "/tmp/work",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session",
-            "--clearenv", "--setenv", "PATH", SAFE_PATH, "--setenv", "HOME", "/tmp/work", "--setenv", "LANG", "C.UTF-8",
+            "--clearenv", "--setenv", "PATH", SAFE_PATH, "--setenv", "HOME", "/tmp/work",
+            *(arg for key, value in ENV.items() for arg in ("--setenv", key, value)),
             *(["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] if os.geteuid() == 0 else []),
             sys.executable, "-I", "-c", _LAUNCHER, launcher_cfg,
         ]  # fmt: skip
