@@ -257,3 +257,24 @@ def test_recipe_sources_run_a_method_from_a_prompt_source(tiny_lm, tmp_path):
                                                        "sampling": {"max_tokens": 8, "stop": ["e", "a", "o", " "]}})
     made = SYNTH_SOURCES["magpie"](src)
     assert len(made) == 2 and {p.task for p in made} == {"magpie"}
+
+
+def test_magpie_raw_completion_on_vllm_and_openai_server(hf_sampler, tiny_vllm, tiny_vllm_server):
+    """The same raw-completion path on the three backends; greedy continuations of the prefix agree."""
+    from thresher.prompts.completion import complete
+    from thresher.prompts.magpie import MagpieConfig, magpie, magpie_prefix
+    from thresher.sampling.openai_backend import OpenAISampler
+
+    server = OpenAISampler(tiny_vllm_server, "tiny", "served")
+    prefix = magpie_prefix(hf_sampler.tokenizer, "You help tax accountants.")
+    greedy = SamplingParams(n=2, temperature=0.0, max_tokens=6)
+    texts = {name: [[c.text for c in row] for row in complete(s, [prefix, prefix + "Hi"], greedy)]
+             for name, s in (("hf", hf_sampler), ("vllm", tiny_vllm), ("openai", server))}
+    assert texts["hf"] == texts["vllm"] == texts["openai"]
+    assert all(len(row) == 2 and row[0] == row[1] for row in texts["hf"])
+
+    # OpenAI's API takes at most 4 stop strings: 3 here plus the template's end of turn.
+    params = SamplingParams(temperature=1.0, max_tokens=12, seed=0, stop=["e", "a", " "])
+    for sampler in (tiny_vllm, server):
+        result = magpie(sampler, hf_sampler.tokenizer, 3, "tax", params, MagpieConfig(batch_size=8, filter=GARBAGE_OK))
+        assert len(result.prompts) == 3 and len({p.question for p in result.prompts}) == 3
