@@ -67,7 +67,7 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
         w.write_many(cands)
     write_jsonl(round_dir / "verdicts.jsonl", verdicts)
 
-    cfg = EvalConfig(k=4, temperature=1.0, max_tokens=8)
+    cfg = EvalConfig(k=4, temperature=1.5, max_tokens=8, args={"judge_task": True})
     result = eval_stage(str(sevens), prompts, cfg, round_dir, sampler=HFSampler(str(sevens), "student"),
                         round_candidates=round_dir / "candidates", round_verdicts=round_dir / "verdicts.jsonl")
     assert json.loads((round_dir / "eval.json").read_text()) == result
@@ -79,6 +79,13 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
     for task in ("addition", "subtraction"):
         assert set(result["tasks"][task]) == {"pass@1", "pass@4", "maj@4", "sample_accuracy"}
         assert result["counts"][task] == {"prompts": 4, "unverifiable": 0, "verifier_errors": 0}
+
+    # the judge task shows prompts whose samples hold a right and a wrong answer (at temperature 1.5 some do);
+    # asked to judge, this model still only says 7: no conclusion to read, so no right pick
+    n_judge = result["counts"]["judge"]["prompts"]
+    assert 1 <= n_judge <= len(prompts)
+    assert result["counts"]["judge"]["unparsed"] == n_judge
+    assert result["tasks"]["judge"]["pass@1"] == 0.0 and 0 < result["tasks"]["judge"]["random_accuracy"] < 1
 
     judges = result["judges"]
     assert set(judges) == {"good_rm", "random_rm", "broken"}
@@ -98,7 +105,8 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
     # generations on disk are reused: a random model would answer differently
     (round_dir / "eval.json").unlink()
     again = eval_stage(str(tiny_lm), prompts, cfg, round_dir, sampler=HFSampler(str(tiny_lm), "random"))
-    assert again["tasks"] == result["tasks"]
+    assert again["tasks"]["addition"] == result["tasks"]["addition"]
+    assert again["tasks"]["subtraction"] == result["tasks"]["subtraction"]
 
 
 def test_oracle_verdicts_in_the_round_are_reused(tmp_path):

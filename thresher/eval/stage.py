@@ -42,6 +42,9 @@ EVAL_ARGS = {
     "backend": "sampler backend when the stage builds its own (vllm or hf; default vllm on a GPU, else hf)",
     "examples_per_task": "greedy answers per task kept in eval.json for the report (default 3)",
     "text_metrics": "names or paths of `evaluate` metrics computed between greedy answers and references",
+    "judge_task": "true: also measure the 'judge' task (after critique-SFT: does the student pick a right answer?)",
+    "judge_task_candidates": "most candidates a judge-task item shows (default 4, as critique-SFT rows)",
+    "judge_task_language": "template language of judge-task items: en or zh (default: en)",
 }
 """Keys `eval.args` may hold, and what each does."""
 
@@ -80,6 +83,10 @@ def _check_args(cfg: EvalConfig) -> None:
     samples = cfg.args.get("samples", cfg.k)
     if cfg.k < 1 or not isinstance(samples, int) or samples < cfg.k:
         raise ConfigError("eval.args.samples", f"must be an integer >= eval.k ({cfg.k}), got {samples!r}")
+    if cfg.args.get("judge_task") and samples < 2:
+        raise ConfigError("eval.args.judge_task", "needs sampled answers to show: set eval.k to 2 or more")
+    if cfg.args.get("judge_task_language", "en") not in ("en", "zh"):
+        raise ConfigError("eval.args.judge_task_language", "expected en or zh")
 
 
 def default_sampler(model_path: str, cfg: EvalConfig) -> Sampler:
@@ -226,6 +233,18 @@ def evaluate_prompts(
                 "error": gv[0].error,
             })
     metrics = task_metrics(results, cfg.k)
+    if cfg.args.get("judge_task"):
+        from thresher.eval.judge_task import JUDGE_TASK, judge_task_eval
+
+        jm, jc, jex = judge_task_eval(
+            sampler, prompts, samples, s_verdicts, cfg.max_tokens, cfg.args.get("judge_task_language", "en"),
+            int(cfg.args.get("judge_task_candidates", 4)), seed,
+        )
+        if jm:
+            metrics[JUDGE_TASK] = jm
+        counts[JUDGE_TASK] = {"prompts": jc["prompts"], "unverifiable": 0, "verifier_errors": 0,
+                              "unparsed": jc["unparsed"]}
+        examples.extend(jex)
     names = cfg.args.get("text_metrics") or []
     for task, extra in _text_metrics(names, prompts, greedy).items() if names else []:
         metrics.setdefault(task, {}).update(extra)
