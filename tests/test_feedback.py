@@ -461,6 +461,20 @@ def test_critique_from_pointwise_llm_judge(tmp_path):
     assert text.endswith(f"Conclusion: the best answer is Candidate {label}.")
 
 
+def test_critique_judge_must_be_clear():
+    from thresher.feedback.critique import resolve_critique_judge
+
+    infos = {"rm": JudgeInfo("rm", verdicts=4, scored=4), "pair": JudgeInfo("pair", verdicts=4, scored=4, pairwise=4)}
+    with pytest.raises(ConfigError, match=r"export.args.critique.judge: .*rm \(reward\), pair \(pairwise\)"):
+        resolve_critique_judge(infos, None)
+    infos["a"] = JudgeInfo("a", verdicts=4, scored=4, critiqued=4)
+    infos["b"] = JudgeInfo("b", verdicts=4, scored=4, listwise=4, critiqued=4)
+    with pytest.raises(ConfigError, match="several judges could write the critiques \\(a, b\\)"):
+        resolve_critique_judge(infos, None)
+    infos["math"] = JudgeInfo("math", verdicts=4, verified=4)
+    assert resolve_critique_judge(infos, "math") == "math"
+
+
 # dedup and filters ---------------------------------------------------------------------
 
 
@@ -516,6 +530,22 @@ def test_stage_dedup_and_filters_report_what_they_removed(tmp_path):
                                                           "forbid": []}, "dedup": {"near": False}})
     assert summary["candidates"]["filtered"] == {"empty": 1, "format": 5}
     assert summary["exports"]["sft"]["rows"] == 1
+
+
+def test_dedup_on_prompt_removes_repeated_prompts_but_keeps_each_prompts_answers(tmp_path):
+    base = "Explain, with a worked example, how long division of a three digit number by one digit works."
+    ps = [P(0, text=base), P(1, text=base.replace("three digit", "three-digit")), P(2, text="Name the primes below 20.")]
+    cands, vs = [], []
+    for p in ps:
+        for k in range(3):
+            c = C(p, "teacher", k, f"Answer {k} for {p.id}: " + "distinct words here " * (k + 1))
+            cands.append(c)
+            vs.append(V(c, "rm", float(k)))
+    rd = write_round(tmp_path, ps, cands, vs)
+    summary = run_export(rd, "top_k", {"k": 3}, args={"dedup": {"on": "prompt"}})
+    rows = list(read_jsonl(rd / "sft.jsonl"))
+    assert sorted({r["prompt_id"] for r in rows}) == sorted([ps[0].id, ps[2].id])
+    assert len(rows) == 6 and summary["exports"]["sft"]["dropped"] == {"near_duplicate": 3}
 
 
 # mixing ------------------------------------------------------------------------------------

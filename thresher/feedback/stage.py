@@ -270,9 +270,6 @@ def export_stage(
     except BaseException:
         ex.discard()
         raise
-    if ex.critic is None and "critique_sft" in kinds:  # no verdicts at all: resolve to raise the clear error
-        ex.on_partitioned(stats)
-
     summary = _summary(prompts, stats, ex, policy, export, seed, fingerprint)
     mixes = {}
     for m in options.mix:
