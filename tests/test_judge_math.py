@@ -143,3 +143,38 @@ def test_pool_reports_crashes_and_exceptions_per_item():
     assert out[0].value == 2 and out[3].value == 8
     assert out[1].error == "worker process died (exit code 3)"
     assert out[2].error == "RuntimeError: bad item"
+
+
+def test_a_killed_run_leaves_no_worker_spinning(tmp_path):
+    """SIGKILL the judging process while a worker is stuck in sympy: the worker dies with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "from thresher.judges.math import math_verifier\n"
+        "from thresher.records import Candidate, Prompt\n"
+        "j = math_verifier(timeout=600, workers=1)\n"
+        "p = Prompt.create('m', [{'role': 'user', 'content': 'q'}], reference='1')\n"
+        "j.pool.map([('\\\\boxed{1}', '1')])\n"
+        "print(j.pool.slots[0].proc.pid, flush=True)\n"
+        f"j.judge([p], [[Candidate(p.id, 'm', 0, {HANG!r})]])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    time.sleep(1.0)  # the worker is now deep in the hanging item
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 5
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(worker)

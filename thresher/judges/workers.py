@@ -33,9 +33,21 @@ class Outcome:
     error: str | None = None
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the thread that spawned it (the pool's) or its process dies,
+    even in the middle of a hung item, so a killed run leaves no worker spinning."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(conn: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
     """The worker process's loop: warm up, say ready, then answer items until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
+    _die_with_parent()
     if initializer is not None:
         initializer()  # heavy imports happen here, outside any item's timeout
     conn.send(("ready", None))
@@ -120,9 +132,10 @@ class _Slot:
             self.kill()
 
 
-def _close_slots(slots: list[_Slot]) -> None:
+def _close(slots: list[_Slot], threads: ThreadPoolExecutor) -> None:
     for s in slots:
         s.close()
+    threads.shutdown(wait=True)
 
 
 class TimeoutPool:
@@ -150,7 +163,10 @@ class TimeoutPool:
         ctx = mp.get_context("spawn")
         self.slots = [_Slot(ctx, fn, initializer) for _ in range(workers)]
         self._lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _close_slots, self.slots)
+        # Workers are spawned from these threads and die with them (PR_SET_PDEATHSIG follows the parent
+        # *thread*), so the threads live as long as the pool instead of one `map` call.
+        self._threads = ThreadPoolExecutor(workers, thread_name_prefix="thresher-worker")
+        self._finalizer = weakref.finalize(self, _close, self.slots, self._threads)
 
     @property
     def restarts(self) -> int:
@@ -175,8 +191,8 @@ class TimeoutPool:
                     on_done(1)
 
         active = self.slots[: max(1, min(len(self.slots), len(items)))]
-        with self._lock, ThreadPoolExecutor(len(active)) as ex:
-            for f in [ex.submit(drain, s) for s in active]:
+        with self._lock:
+            for f in [self._threads.submit(drain, s) for s in active]:
                 f.result()
         return results  # type: ignore[return-value]
 
