@@ -85,6 +85,10 @@ def _launch():
         os.setgroups([])
         os.setgid(cfg["uid"])
         os.setuid(cfg["uid"])
+    if cfg["die_with_parent"]:  # after setuid, which clears it; lost on fork, so it covers this process only
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)
+        if os.getppid() != cfg["parent"]:
+            os._exit(137)
     code = compile(source, "program.py", "exec")
     del cfg, source
     exec(code, {"__name__": "__main__", "__file__": "program.py", "__builtins__": __builtins__})
@@ -236,6 +240,8 @@ class _SubprocessSandbox:
                 "program": self._program_path(workdir),
                 "uid": uid,
                 "unshare_net": self._unshare_net_in_launcher(),
+                "die_with_parent": self._die_with_parent_in_launcher(),
+                "parent": os.getpid(),
                 "rlimits": {
                     "RLIMIT_CPU": math.ceil(limits.timeout) + 1,
                     "RLIMIT_AS": limits.memory_mb << 20,
@@ -288,6 +294,9 @@ class _SubprocessSandbox:
     def _unshare_net_in_launcher(self) -> bool:
         return False
 
+    def _die_with_parent_in_launcher(self) -> bool:
+        return False
+
     @staticmethod
     def _kill_group(pgid: int) -> None:
         try:
@@ -317,6 +326,9 @@ class RlimitSandbox(_SubprocessSandbox):
 
     def _unshare_net_in_launcher(self) -> bool:
         return os.geteuid() == 0
+
+    def _die_with_parent_in_launcher(self) -> bool:
+        return True
 
     def _command(self, workdir: Path, launcher_cfg: str, limits: Limits) -> list[str]:
         return [sys.executable, "-I", "-c", _LAUNCHER, launcher_cfg]
