@@ -91,3 +91,13 @@ def test_print_table_shows_deltas_and_warnings(run_dir):
     assert "multiplication" in out and "round 2" in out
     assert "0.600 (+0.150)" in out and "0.250 (-0.150)" in out
     assert "warning: task multiplication pass@1 fell" in out
+
+
+def test_report_command(run_dir, capsys):
+    from thresher.cli import main
+
+    assert main(["report", str(run_dir.path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: task multiplication pass@1 fell" in out and "report.html" in out
+    assert run_dir.report.is_file() and run_dir.curves.is_file()
+    assert main(["report", str(run_dir.path / "nope")]) == 2

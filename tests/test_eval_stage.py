@@ -124,3 +124,20 @@ def test_oracle_verdicts_in_the_round_are_reused(tmp_path):
     assert rm["selection_accuracy"] == 0.0 and rm["random_accuracy"] == 0.5 and rm["errors"] == 1.0
     assert out["rm"]["subtraction"]["coverage"] == 0.0  # no rm verdicts there: its pick counts as random
     assert out["rm"]["subtraction"]["selection_lift"] == 0.0
+
+
+@pytest.mark.slow
+def test_eval_command(tiny_lm, tmp_path, capsys):
+    from thresher.cli import main
+
+    prompts_file = tmp_path / "prompts.jsonl"
+    write_jsonl(prompts_file, _prompts())
+    out = tmp_path / "round_0"
+    assert main(["eval", "--model", str(tiny_lm), "--prompts", str(prompts_file), "--out", str(out),
+                 "--k", "1", "--max-tokens", "4", "--backend", "hf"]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert set(result["tasks"]) == {"addition", "subtraction"}
+    assert result["counts"]["addition"]["prompts"] == 4
+    assert "pass@1" in capsys.readouterr().out
+    assert main(["eval", "--model", str(tiny_lm), "--prompts", str(prompts_file), "--out", str(out),
+                 "--candidates", "x"]) == 2
