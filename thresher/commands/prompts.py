@@ -41,11 +41,11 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--seed", type=int, default=0)
 
 
-def _output_args(p: argparse.ArgumentParser, task: str | None, resumable: bool = False) -> None:
+def _output_args(p: argparse.ArgumentParser, task: str | None, resumable: bool = False, task_help: str = "") -> None:
     p.add_argument("--out", default="prompts.jsonl", help="where to write the prompts (default: prompts.jsonl)")
     p.add_argument("--rejected", help="also write every dropped text and its reason here (JSONL)")
     if task is not None:
-        p.add_argument("--task", default=task, help=f"task tag of every prompt (default: {task})")
+        p.add_argument("--task", default=task, help=task_help or f"task tag of every prompt (default: {task})")
     if resumable:
         p.add_argument("--resume", action="store_true", help="continue an interrupted run: keep --out, add to it")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-requests", type=int, help="give up after this many generation requests")
     _filter_args(p, 3, 150)
     _model_args(p)
-    _output_args(p, task=None, resumable=True)
+    _output_args(p, task="self_instruct", resumable=True,
+                 task_help="task of seeds without a task column (default: self_instruct); new prompts inherit it")
 
     p = sub.add_parser("selfqa", help="questions from domain documents, checked against their passage (SelfQA)")
     p.add_argument("--docs", nargs="+", required=True,
@@ -267,7 +268,7 @@ def _self_instruct(args: argparse.Namespace, out: Path, resume: bool) -> Any:
     from thresher.prompts.self_instruct import SelfInstructConfig, self_instruct
     from thresher.sampling.params import SamplingParams
 
-    seeds = _read_prompts(args.seeds, task="self_instruct")
+    seeds = _read_prompts(args.seeds, task=args.task)
     config = SelfInstructConfig(per_request=args.per_request, rouge_threshold=args.rouge_threshold,
                                 granularity=args.granularity, filter=_text_filter(args),
                                 generate_inputs=not args.no_inputs, language=args.language,
