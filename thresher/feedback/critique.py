@@ -240,9 +240,13 @@ class CritiqueBuilder:
 
     def _shown(self, group: PromptGroup, selection: Selection) -> tuple[list[Candidate], list[str]] | str:
         usable = []
+        failed = 0
         for c in group.candidates:
             v = group.verdict(c.id, self.judge.name)
-            if v is None or v.error is not None:
+            if v is None:
+                continue
+            if v.error is not None:
+                failed += 1
                 continue
             if self.judge.kind == "verifier" and v.correct is None:
                 continue
@@ -250,7 +254,7 @@ class CritiqueBuilder:
                 continue
             usable.append(c)
         if not usable:
-            return "no_verdicts"
+            return "judge_failed" if failed else "no_verdicts"
         rng = prompt_rng(self.seed, group.prompt.id, "critique")
         pool = sorted(usable, key=lambda c: tie_key(self.seed, c.id))
         rng.shuffle(pool)
