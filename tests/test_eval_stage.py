@@ -102,11 +102,19 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
 
     # finished: skipped without building a sampler for a model that does not exist
     assert eval_stage("no/such-model", prompts, cfg, round_dir) == result
-    # generations on disk are reused: a random model would answer differently
+    # killed after generating: the generations on disk are reused (the sampler here, over the random
+    # model, would answer differently) ...
     (round_dir / "eval.json").unlink()
-    again = eval_stage(str(tiny_lm), prompts, cfg, round_dir, sampler=HFSampler(str(tiny_lm), "random"))
+    random_sampler = HFSampler(str(tiny_lm), "random")
+    again = eval_stage(str(sevens), prompts, cfg, round_dir, sampler=random_sampler)
     assert again["tasks"]["addition"] == result["tasks"]["addition"]
     assert again["tasks"]["subtraction"] == result["tasks"]["subtraction"]
+    # ... but never for another model
+    (round_dir / "eval.json").unlink()
+    other = eval_stage(str(tiny_lm), prompts, cfg, round_dir, sampler=random_sampler)
+    fresh = [json.loads(line)["text"] for line in (round_dir / GREEDY_FILE).read_text().splitlines()]
+    assert any(t.strip() != "7" for t in fresh)
+    assert other["model"] == str(tiny_lm) and other["tasks"] != result["tasks"]
 
 
 def test_oracle_verdicts_in_the_round_are_reused(tmp_path):

@@ -29,12 +29,14 @@ from thresher.errors import ConfigError, UserError
 from thresher.eval.metrics import JudgedPrompt, PromptResult, selection_metrics, task_metrics
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
 from thresher.sampling.params import Sampler, SamplingParams
-from thresher.store import RoundDir, read_json, read_records, write_json
+from thresher.store import COMPLETE, RoundDir, read_json, read_records, write_json
 
 log = logging.getLogger(__name__)
 
 GREEDY_FILE = "eval_greedy.jsonl"
 SAMPLES_FILE = "eval_samples.jsonl"
+GENERATIONS_KEY_FILE = "eval_generations.json"
+"""What the generations on disk were made with; they are reused only for the same model and settings."""
 
 EVAL_ARGS = {
     "samples": "answers drawn per prompt for pass@k / maj@k (>= k; more gives a less noisy pass@k)",
@@ -97,6 +99,26 @@ def default_sampler(model_path: str, cfg: EvalConfig) -> Sampler:
 
     backend = cfg.args.get("backend") or ("vllm" if has_gpu() else "hf")
     return build_sampler(ModelConfig(name="eval", path=str(model_path), role="student", backend=backend))
+
+
+def _generation_key(model_path: str, cfg: EvalConfig, seed: int) -> dict[str, Any]:
+    marker = Path(str(model_path)) / COMPLETE
+    return {
+        "model": str(model_path),
+        # a model directory trained again gets a new marker, so its old generations are not reused
+        "trained_at": marker.stat().st_mtime_ns if marker.is_file() else None,
+        "k": cfg.k, "samples": cfg.args.get("samples", cfg.k), "temperature": cfg.temperature,
+        "top_p": cfg.args.get("top_p", 1.0), "max_tokens": cfg.max_tokens, "seed": seed,
+    }
+
+
+def _drop_stale_generations(round_dir: Path, key: dict[str, Any]) -> None:
+    """Remove generations made with another model or other settings, then record the current key."""
+    path = round_dir / GENERATIONS_KEY_FILE
+    if path.is_file() and read_json(path) != key:
+        for name in (GREEDY_FILE, SAMPLES_FILE):
+            (round_dir / name).unlink(missing_ok=True)
+    write_json(path, key)
 
 
 def _grouped(cands: Sequence[Candidate]) -> dict[str, list[Candidate]]:
@@ -355,6 +377,10 @@ def eval_stage(
         raise UserError("eval: no prompts to evaluate on")
     _check_args(cfg)
     round_dir.mkdir(parents=True, exist_ok=True)
+    if not (round_dir / GENERATIONS_KEY_FILE).is_file():
+        for name in (GREEDY_FILE, SAMPLES_FILE):  # left by an unknown model: never reuse
+            (round_dir / name).unlink(missing_ok=True)
+    _drop_stale_generations(round_dir, _generation_key(model_path, cfg, seed))
     cache: dict[str, Any] = {}
     owned = sampler is None
     if sampler is None:
