@@ -101,3 +101,12 @@ def test_report_command(run_dir, capsys):
     assert "warning: task multiplication pass@1 fell" in out and "report.html" in out
     assert run_dir.report.is_file() and run_dir.curves.is_file()
     assert main(["report", str(run_dir.path / "nope")]) == 2
+
+
+def test_report_embeds_the_metrics_as_json(run_dir):
+    import json
+    import re
+
+    text = write_report(run_dir.path).read_text(encoding="utf-8")
+    blob = re.search(r"<script type='application/json' id='metrics'>(.*?)</script>", text, re.DOTALL).group(1)
+    assert json.loads(blob) == read_metrics(run_dir.path)  # "<\/" is a valid JSON escape

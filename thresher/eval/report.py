@@ -303,7 +303,8 @@ def write_report(run_dir: str | Path, threshold: float | None = None) -> Path:
         f"<h2>Per task, round by round</h2>{_task_tables(series, rounds, thr) or '<p>No metrics yet.</p>'}"
         f"{img}<h2>Judges: selection accuracy and lift against the oracle</h2>{_judge_table(evals)}"
         f"{_training(run)}{_counts(evals)}<h2>Sampled examples</h2>{_examples(evals)}"
-        f"<script type='application/json' id='metrics'>{_esc(json.dumps(read_metrics(run.path)))}</script>"
+        "<script type='application/json' id='metrics'>"
+        + json.dumps(read_metrics(run.path)).replace("</", "<\\/") + "</script>"
         "</body></html>"
     )
     run.report.write_text(doc, encoding="utf-8")

@@ -3,7 +3,10 @@
 Rows are TRL conversational preference rows `{"prompt", "chosen",
 "rejected"}`; the provenance the DPO export adds (scores, margin, rule,
 models) is dropped before training. The reference model is the base unless
-another is named; with LoRA, TRL uses the base with the adapter disabled.
+another is named; with LoRA, TRL uses the base with the adapter disabled,
+which for an adapter carried over from an earlier round (`merge_lora: false`)
+is the original base, not the previous round's policy. Iterative DPO that
+wants the previous policy as reference keeps the default `merge_lora: true`.
 """
 
 from __future__ import annotations
