@@ -32,3 +32,71 @@ def tiny_rm(tiny_dir: Path) -> Path:
     from thresher.tiny_models import build_reward_model
 
     return build_reward_model(tiny_dir / "rm", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm(tiny_lm: Path):
+    """One vLLM engine over `tiny_lm` for the whole session, as a VLLMSampler named "tiny".
+
+    Starting an engine takes about a minute on a CPU, so tests share this one;
+    the raw `vllm.LLM` is `tiny_vllm.llm`. Tests using it are marked slow.
+    """
+    from thresher.sampling.vllm_backend import VLLMSampler
+
+    sampler = VLLMSampler(str(tiny_lm), "tiny", dtype="float32", seed=0)
+    yield sampler
+    sampler.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_vllm_server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A real OpenAI-compatible `vllm serve` of `tiny_lm` on 127.0.0.1, served as model "tiny".
+
+    Yields the base URL (`http://127.0.0.1:PORT/v1`). Started once per session
+    (about a minute on a CPU) and stopped at its end; tests using it are slow.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    log = tmp_path_factory.mktemp("vllm_server") / "server.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_lm),
+           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+           "--no-enable-chunked-prefill"]  # vLLM's CPU worker crashes on seeded requests with split prefills
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vllm server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vllm server not up after 300 s:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield base_url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
