@@ -14,6 +14,7 @@ speed-up.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -57,6 +58,17 @@ def make_items(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return items
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the live processes `pids` have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=400, help="items (default 400)")
@@ -77,13 +89,14 @@ def main() -> int:
     try:
         judge.judge(prompts[: args.workers * 2], cands[: args.workers * 2])  # start and warm the workers
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         serial = [verify_answer(item) for item in items]
-        t_serial = time.perf_counter() - t
+        t_serial, c_serial = time.perf_counter() - t, time.process_time() - c
 
-        t = time.perf_counter()
+        pids = [s.proc.pid for s in judge.pool.slots]
+        t, c = time.perf_counter(), cpu_seconds(pids)
         pooled = [row[0] for row in judge.judge(prompts, cands)]
-        t_pool = time.perf_counter() - t
+        t_pool, c_pool = time.perf_counter() - t, cpu_seconds(pids) - c
     finally:
         judge.close()
 
@@ -100,6 +113,10 @@ def main() -> int:
     print(f"{len(items)} items, {correct} correct, {len(items) - correct} wrong; identical verdicts: {not mismatch}")
     print(f"serial calls:       {t_serial:7.2f}s  {len(items) / t_serial:8.1f} items/s")
     print(f"{args.workers} worker processes: {t_pool:7.2f}s  {len(items) / t_pool:8.1f} items/s")
+    print(
+        f"CPU cores this run got: serial {c_serial / t_serial:.2f}, workers {c_pool / t_pool:.2f} "
+        f"(a busy or autogrouped machine gives the workers less than {args.workers})"
+    )
     if mismatch:
         print(f"FAIL: {len(mismatch)} verdicts differ, first at item {mismatch[0]}", file=sys.stderr)
         return 1
