@@ -184,3 +184,25 @@ def test_cli_hf_run_and_rerun(tiny_lm: Path, tmp_path: Path):
     again = _cli(*args)
     assert again.returncode == 0 and "sample t" not in again.stderr  # complete: no model loaded
     assert len(_read(tmp_path / "run" / "candidates")) == 12
+
+
+@pytest.mark.slow
+def test_cli_from_a_recipe(tiny_lm: Path, tmp_path: Path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"""
+name: pool
+out_dir: {tmp_path / "runs"}
+prompts:
+  train: {{source: arithmetic, count: 3}}
+models:
+  - {{name: teacher, path: {tiny_lm}, backend: hf, n: 2, sampling: {{max_tokens: 4, seed: 0}}}}
+  - {{name: student, path: {tiny_lm}, role: student, backend: hf, n: 1, sampling: {{max_tokens: 4}}}}
+judges: [{{type: math}}]
+""",
+        encoding="utf-8",
+    )
+    r = _cli("--recipe", str(recipe), "--set", "models[1].n=3", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    cands = _read(tmp_path / "runs" / "pool" / "round_1" / "candidates")
+    assert Counter(c.model for c in cands) == {"teacher": 6, "student": 9}

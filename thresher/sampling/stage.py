@@ -219,6 +219,8 @@ def sample_stage(
                 f"{out_dir}: already holds finished sampling of other prompts or models; "
                 "use another output directory or delete this one"
             )
+        if progress and "models" in summary:
+            print(f"{out_dir}: already complete; {format_summary(summary)}", file=sys.stderr)
         return summary
     samplers = samplers or {}
     _check_inputs(prompts, models, set(samplers))
