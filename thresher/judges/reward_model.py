@@ -96,7 +96,9 @@ class RewardModelJudge:
                 batch = self.tokenizer.pad(
                     {"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt"
                 ).to(self.device)
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = self.model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+                ).logits
                 for i, s in zip(chunk, logits[:, 0].float().tolist()):
                     scores[i] = s
         return scores
