@@ -3,9 +3,10 @@
 What makes it fast compared with the usual best-of-N loop (one `generate`
 per prompt): prompts are sorted by length and grouped into batches, so little
 compute goes to padding; each batch is left-padded (decoder-only models
-continue from the right edge) and asks for `num_return_sequences=n`, so the
-n answers of a prompt share one forward pass per token. Device and dtype come
-from accelerate and the checkpoint unless given.
+continue from the right edge) and decodes all n answers of all its prompts
+together; and a prompt's prefill runs once, its KV cache shared by its n
+answers, where `num_return_sequences=n` would compute it n times. Device and
+dtype come from accelerate and the checkpoint unless given.
 
 Seeding: a given `seed` seeds torch once per `sample` call, so the same
 prompts in the same order and batch size give the same answers.
@@ -13,6 +14,7 @@ prompts in the same order and batch size give the same answers.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -70,13 +72,14 @@ class HFSampler:
             eos = self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
         self.pad_id = self.tokenizer.pad_token_id
+        takes_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._last_logits_only = {"logits_to_keep": 1} if takes_keep else {}
 
     def _generation_config(self, params: SamplingParams) -> Any:
         # A fresh config: the checkpoint's own sampling defaults (top_k=20, repetition
         # penalties) must not leak in, so params mean what they mean on vLLM.
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_tokens,
-            "num_return_sequences": draws_per_prompt(params),
             "eos_token_id": sorted(self.eos_ids),
             "pad_token_id": self.pad_id,
         }
@@ -104,12 +107,41 @@ class HFSampler:
             prompt_len = inputs["input_ids"].shape[1]
             stopping = [StopInAnswer(self.tokenizer, params.stop, prompt_len)] if params.stop else None
             with torch.inference_mode():
-                out = self.model.generate(**inputs, generation_config=config, stopping_criteria=stopping)
+                out = self._generate(inputs["input_ids"], inputs["attention_mask"], draws, config, stopping)
             generated = out[:, prompt_len:].tolist()
             for row, ids in enumerate(generated):
                 i = batch[row // draws]
                 results[i].append(self._candidate(prompts[i], len(results[i]), ids, params))
         return [expand_greedy(c, params) for c in results]
+
+    def _generate(self, ids: torch.Tensor, mask: torch.Tensor, draws: int, config: Any, stopping: Any) -> Any:
+        """`generate` with n answers per prompt, the prompt's prefill computed once and shared by all n.
+
+        `num_return_sequences=n` would copy each prompt n times before the
+        prefill; here the prompt (all but its last token) runs once, its KV
+        cache is repeated n times, and generation continues from it.
+        """
+        if draws == 1 or ids.shape[1] < 2:
+            return self.model.generate(
+                input_ids=ids, attention_mask=mask, generation_config=config, stopping_criteria=stopping
+            )
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate derives them
+        prefill = self.model(
+            input_ids=ids[:, :-1],
+            attention_mask=mask[:, :-1],
+            position_ids=positions[:, :-1],
+            use_cache=True,
+            **self._last_logits_only,
+        )
+        cache = prefill.past_key_values
+        cache.batch_repeat_interleave(draws)
+        return self.model.generate(
+            input_ids=ids.repeat_interleave(draws, dim=0),
+            attention_mask=mask.repeat_interleave(draws, dim=0),
+            past_key_values=cache,
+            generation_config=config,
+            stopping_criteria=stopping,
+        )
 
     def _candidate(self, prompt: Prompt, index: int, ids: list[int], params: SamplingParams) -> Candidate:
         end = next((k + 1 for k, t in enumerate(ids) if t in self.eos_ids), None)
