@@ -94,6 +94,26 @@ def test_resume_samples_only_the_missing_indices(tiny_lm: Path, tmp_path: Path):
     assert {c.id: c.text for c in after if c.id in before} == before
 
 
+def test_resume_fills_holes_anywhere_and_keeps_every_other_record(tiny_lm: Path, tmp_path: Path):
+    prompts = arithmetic_suite("train", 4, seed=0)
+    models = _pool(tiny_lm)[:1]
+    out = tmp_path / "cand"
+    sample_stage(prompts, models, out, progress=False)
+    shard = out / "shard-00000.jsonl"
+    holes = {f"{prompts[0].id}/teacher/1", f"{prompts[2].id}/teacher/1", f"{prompts[1].id}/teacher/0"}
+    kept = [
+        ln for ln in shard.read_text().splitlines(keepends=True) if parse_line(ln, shard, 0, Candidate).id not in holes
+    ]
+    shard.write_text("".join(kept))
+    (out / ".complete").unlink()
+    before = {c.id: c.text for c in _read(out)}
+
+    sample_stage(prompts, models, out, progress=False)
+    after = {c.id: c.text for c in _read(out)}
+    assert len(after) == 8 and set(after) - set(before) == holes
+    assert {k: after[k] for k in before} == before
+
+
 def test_build_sampler_rejects_unknown_backend_args(tiny_lm: Path):
     from thresher.errors import ConfigError
 

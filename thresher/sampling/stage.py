@@ -136,16 +136,17 @@ def _sample_model(
         cands = _label(sampler.sample(chunk, params), chunk, [list(range(model.n))] * len(chunk), model)
         writer.write_many(cands)
         progress.update(len(chunk), cands)
-    # Prompts a kill left half written: draw only the missing indices, with a seed of their own so
-    # they do not repeat the answers already on disk.
+    # Prompts a kill left half written (at most one chunk's worth): draw only the missing indices,
+    # grouped by which are missing, with a seed of their own so they do not repeat answers on disk.
+    partial: dict[tuple[int, ...], list[Prompt]] = defaultdict(list)
     for prompt, missing in todo:
-        if len(missing) == model.n:
-            continue
-        seed = derive_seed(params.seed, "resume", *missing)
-        part = replace(params, n=len(missing), seed=seed)
-        cands = _label(sampler.sample([prompt], part), [prompt], [missing], model)
+        if len(missing) < model.n:
+            partial[tuple(missing)].append(prompt)
+    for missing, group in partial.items():
+        part = replace(params, n=len(missing), seed=derive_seed(params.seed, "resume", *missing))
+        cands = _label(sampler.sample(group, part), group, [list(missing)] * len(group), model)
         writer.write_many(cands)
-        progress.update(1, cands)
+        progress.update(len(group), cands)
 
 
 def _summary(
