@@ -9,11 +9,10 @@ when built.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from thresher.errors import ConfigError, UserError
+from thresher.errors import ConfigError
 from thresher.sampling.params import Sampler
 from thresher.typed import check_call_args
 
@@ -22,19 +21,10 @@ if TYPE_CHECKING:  # config imports sampling.params; importing config here at ru
 
 
 def resolve_path(path: str) -> str:
-    """`builtin:NAME` models are resolved by `thresher.models.resolve_model_path` where that exists."""
-    from thresher.config import BUILTIN_PREFIX
+    """`builtin:NAME` becomes the directory of that built-in model (built on first use); other paths stay."""
+    from thresher.models import resolve_model_path
 
-    if not path.startswith(BUILTIN_PREFIX):
-        return path
-    try:
-        models = importlib.import_module("thresher.models")
-    except ModuleNotFoundError:
-        models = None
-    resolve = getattr(models, "resolve_model_path", None)
-    if resolve is None:
-        raise UserError(f"model path {path!r}: built-in models are not available in this version of thresher")
-    return str(resolve(path))
+    return resolve_model_path(path)
 
 
 def _vllm(model: ModelConfig) -> Sampler:
