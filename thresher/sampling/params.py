@@ -44,8 +44,8 @@ class Sampler(Protocol):
     """A model that answers prompts. Output order follows input order.
 
     `sample(prompts, params)[i]` holds `params.n` candidates for `prompts[i]`,
-    with indices 0..n-1 (a backend may shift them by `index_offset` when a
-    resumed stage asks only for the missing ones).
+    with indices 0..n-1; a resumed stage that asks only for missing answers
+    relabels the indices itself, so a backend never needs to know.
     """
 
     name: str
