@@ -75,6 +75,9 @@ class PromptSource:
 class PromptsConfig:
     train: PromptSource = field(default_factory=PromptSource)
     eval: PromptSource | None = None
+    per_round: Literal["same", "fresh"] = "same"
+    """`same`: every round answers the same train prompts; `fresh`: round k draws its own seeded
+    subset (the train source's seed + k - 1), so later rounds see prompts earlier ones did not."""
 
 
 @dataclass(slots=True)

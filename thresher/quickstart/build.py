@@ -1,0 +1,251 @@
+"""Build (once) and cache the quickstart's tiny tokenizer, teacher, student and reward model.
+
+Everything is derived from `BuildConfig` and its seed: the same config gives
+the same models on every machine, and the directory they are cached in is
+named by a hash of the config, so changing a number builds anew instead of
+reusing stale weights. A build goes to a temporary directory renamed into
+place when finished, under a file lock, so two processes asking at once
+build once and a killed build leaves nothing half made.
+
+    <cache>/quickstart/<config-hash>/
+      teacher/  student/  rm/     (model + tokenizer directories)
+      build.json                  (the config and what each model scored)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from thresher.store import read_json, write_json
+
+MODELS = ("teacher", "student", "rm")
+"""The built-in models, named `builtin:tiny-<name>` in recipes."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    """How the quickstart models are made; every field is part of the cache key."""
+
+    seed: int = 0
+    digits: int = 2
+    hidden_size: int = 64
+    intermediate_size: int = 256
+    num_layers: int = 3
+    num_heads: int = 2
+    num_kv_heads: int = 1
+    vocab_size: int = 512
+    examples: int = 12000
+    """Pretraining examples, split over the tasks by `task_weights` (drawn with repeats from the train split)."""
+    task_weights: tuple[tuple[str, float], ...] = (
+        ("addition", 0.5), ("subtraction", 1.0), ("multiplication", 1.0), ("word_problem", 1.5)
+    )
+    """Addition is learned first and word problems last; weighting them evens out the student's start."""
+    teacher_steps: int = 1500
+    student_steps: int = 400
+    """The student is the teacher's pretraining run saved at this step: right format, weak arithmetic."""
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    rm_pairs: int = 1024
+    rm_epochs: float = 1.0
+    rm_learning_rate: float = 1e-3
+    version: int = 1
+    """Bumped when the build code changes what it makes."""
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class QuickstartModels:
+    root: Path
+
+    @property
+    def teacher(self) -> Path:
+        return self.root / "teacher"
+
+    @property
+    def student(self) -> Path:
+        return self.root / "student"
+
+    @property
+    def rm(self) -> Path:
+        return self.root / "rm"
+
+    def path(self, name: str) -> Path:
+        return {"teacher": self.teacher, "student": self.student, "rm": self.rm}[name]
+
+
+def cache_root() -> Path:
+    """`$THRESHER_CACHE`, else `~/.cache/thresher`."""
+    env = os.environ.get("THRESHER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "thresher"
+
+
+def models_dir(cfg: BuildConfig | None = None, cache: Path | None = None) -> Path:
+    cfg = cfg or BuildConfig()
+    return (cache or cache_root()) / "quickstart" / cfg.key()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build_models(cfg: BuildConfig | None = None, cache: Path | None = None, progress: bool = True) -> QuickstartModels:
+    """The quickstart models for `cfg`, built on first use and read from the cache afterwards."""
+    cfg = cfg or BuildConfig()
+    root = models_dir(cfg, cache)
+    done = QuickstartModels(root)
+    if (root / "build.json").is_file():
+        return done
+    with _locked(root.with_name(root.name + ".lock")):
+        if (root / "build.json").is_file():
+            return done
+        tmp = root.with_name(root.name + ".building")
+        shutil.rmtree(tmp, ignore_errors=True)
+        info = _build(cfg, tmp, progress)
+        write_json(tmp / "build.json", info)
+        os.replace(tmp, root)
+    return done
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _train_prompts(cfg: BuildConfig, seed: int, per_task: int) -> dict[str, list]:
+    """Distinct train-split problems per task (all of them where a task has fewer than `per_task`)."""
+    from thresher.errors import UserError
+    from thresher.prompts.arithmetic import TASKS, arithmetic_suite
+
+    space = {
+        "addition": 100**cfg.digits,
+        "subtraction": (10**cfg.digits) * (10**cfg.digits + 1) // 2,
+        "multiplication": 8 * 10**cfg.digits,
+    }
+    out = {}
+    for task in TASKS:
+        # About 80% of a task's distinct problems are in the train split; ask for fewer than that.
+        want = min(per_task, int(0.75 * space[task])) if task in space else per_task
+        while True:
+            try:
+                out[task] = arithmetic_suite("train", want, seed=seed, digits=cfg.digits, tasks=[task])
+                break
+            except UserError:  # multiplication has few distinct problems: take as many as exist
+                if want <= 16:
+                    raise
+                want = want * 7 // 8
+    return out
+
+
+def pretraining_prompts(cfg: BuildConfig) -> list:
+    """`cfg.examples` train problems with repeats, split over the tasks by weight, in seeded order."""
+    weights = dict(cfg.task_weights)
+    total = sum(weights.values())
+    by_task = _train_prompts(cfg, cfg.seed, 3000)
+    rng = random.Random(cfg.seed)
+    prompts = []
+    for task, pool in by_task.items():
+        prompts += rng.choices(pool, k=round(cfg.examples * weights.get(task, 0.0) / total))
+    rng.shuffle(prompts)
+    return prompts
+
+
+def _build(cfg: BuildConfig, out: Path, progress: bool, extra_saves: dict[int, Path] | None = None) -> dict:
+    import torch
+
+    from thresher.quickstart.pretrain import encode_examples, new_causal_lm, pretrain, save_model
+    from thresher.quickstart.tokenizer import build_arithmetic_tokenizer, corpus_texts
+    from thresher.quickstart.worked import worked_answer
+
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    out.mkdir(parents=True)
+    _say(progress, f"building the quickstart models into {out.parent} (once; later runs reuse them)")
+    tokenizer = build_arithmetic_tokenizer(corpus_texts(cfg.seed), vocab_size=cfg.vocab_size)
+    prompts = pretraining_prompts(cfg)
+    examples = encode_examples(tokenizer, prompts, [worked_answer(p) for p in prompts])
+    model = new_causal_lm(
+        tokenizer, cfg.seed, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
+    )
+    _say(progress, f"pretraining teacher and student ({sum(p.numel() for p in model.parameters())} parameters, "
+         f"{cfg.teacher_steps} steps; the student is step {cfg.student_steps})")
+    pretrain(
+        model, tokenizer, examples, steps=cfg.teacher_steps, batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, seed=cfg.seed, work_dir=out / "work",
+        save_at={cfg.student_steps: out / "student", **(extra_saves or {})}, progress=progress,
+    )
+    save_model(model, tokenizer, out / "teacher")
+    _say(progress, "training the reward model")
+    _build_reward_model(cfg, out, progress)
+    shutil.rmtree(out / "work", ignore_errors=True)
+    return {"config": asdict(cfg), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
+    """A reward model from the student's weights, trained on (worked answer, wrong answer) pairs.
+
+    The wrong answers are the student's own mistakes, sampled at temperature 1
+    (the kind of candidate the RM will have to rank), topped up with worked
+    answers whose result is off by a little where the student got a problem right.
+    """
+    from thresher.config import TrainConfig
+    from thresher.judges.answers import extract_answer
+    from thresher.quickstart.worked import worked_answer, wrong_answer
+    from thresher.records import write_jsonl
+    from thresher.sampling.hf import HFSampler
+    from thresher.sampling.params import SamplingParams
+    from thresher.train.reward import train_reward_model
+
+    rng = random.Random(cfg.seed)
+    by_task = _train_prompts(cfg, cfg.seed + 1, cfg.rm_pairs // 4)
+    prompts = [p for pool in by_task.values() for p in pool]
+    sampler = HFSampler(str(out / "student"), "student", batch_size=512)
+    answers = sampler.sample(prompts, SamplingParams(n=4, temperature=1.0, max_tokens=64, seed=cfg.seed))
+    sampler.close()
+    rows = []
+    for p, cands in zip(prompts, answers, strict=True):
+        wrong = [c.text for c in cands if c.finish_reason == "stop" and _answer(c.text, extract_answer) != p.reference]
+        rejected = wrong[0] if wrong else wrong_answer(p, rng)
+        rows.append({
+            "prompt": p.messages,
+            "chosen": [{"role": "assistant", "content": worked_answer(p)}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        })
+    pairs = out / "work" / "rm_pairs.jsonl"
+    write_jsonl(pairs, rows)
+    train = TrainConfig(
+        method="sft", epochs=cfg.rm_epochs, learning_rate=cfg.rm_learning_rate, batch_size=32, max_length=256,
+        args={"disable_tqdm": not progress, "logging_steps": 10},
+    )
+    train_reward_model(str(out / "student"), [pairs], out / "rm", train, seed=cfg.seed)
+
+
+def _answer(text: str, extract: Any) -> str | None:
+    found = extract(text)
+    return None if found is None else found.answer
+
+
+def read_build_info(models: QuickstartModels) -> dict:
+    return read_json(models.root / "build.json")
