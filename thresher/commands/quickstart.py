@@ -37,10 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     import os
     import shutil
     import sys
     import time
+    from pathlib import Path
 
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,12 +58,17 @@ def run(args: argparse.Namespace) -> int:
     if args.restart:
         for recipe in arms:
             shutil.rmtree(recipe.run_dir, ignore_errors=True)
-    t = time.perf_counter()
-    models = build_models()
-    print(f"models ready in {time.perf_counter() - t:.0f}s: {models.root}", file=sys.stderr)
-    for recipe in arms:
-        print(f"\n=== {recipe.name}: selection policy {recipe.selection.policy} ===", file=sys.stderr)
-        run_recipe(recipe)
+    log_path = Path(args.out_dir) / "quickstart.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"trainer logs go to {log_path}; progress below", file=sys.stderr)
+    # The trainers print a line per logging step on stdout; keep stdout for the table.
+    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        t = time.perf_counter()
+        models = build_models()
+        print(f"models ready in {time.perf_counter() - t:.0f}s: {models.root}", file=sys.stderr)
+        for recipe in arms:
+            print(f"\n=== {recipe.name}: selection policy {recipe.selection.policy} ===", file=sys.stderr)
+            run_recipe(recipe)
     print_comparison(comparison(main.run_dir, arms[-1].run_dir if len(arms) > 1 else main.run_dir))
     print(f"reports: {', '.join(str(r.run_dir / 'report.html') for r in arms)}")
     print(f"quickstart wall time: {time.perf_counter() - start:.0f}s")

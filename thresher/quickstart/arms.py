@@ -1,12 +1,13 @@
 """The quickstart's two arms and the table that compares them.
 
-The main arm keeps, per prompt, the candidate the verifier passed and the
+The main arm keeps, per prompt, the k candidates the verifier passed and the
 reward model ranked first (`selection.policy: gated`). The control arm is
-the same recipe with `selection.policy: random`: one candidate per prompt
+the same recipe with `selection.policy: random`: k candidates per prompt
 drawn at random, right or wrong, from the same pool. Both train the same
-student for the same rounds on as many rows (the control arm's count is
-printed beside the main arm's), so a gap between them is what selection
-bought, not what more training bought.
+student for the same rounds; the control arm gets k rows for every prompt,
+the main arm only where k answers passed, so the control arm trains on at
+least as many rows (both counts are printed). A gap between them is what
+selection bought, not what more training bought.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def main_recipe(out_dir: str | os.PathLike[str] | None = None, overrides: list[s
 
 def control_recipe(recipe: Recipe) -> Recipe:
     """The control arm: the same recipe with randomly chosen candidates instead of selected ones."""
-    return replace(recipe, name=f"{recipe.name}-control", selection=SelectionConfig(policy="random", args={"k": 1}))
+    k = recipe.selection.args.get("k", 1)
+    return replace(recipe, name=f"{recipe.name}-control", selection=SelectionConfig(policy="random", args={"k": k}))
 
 
 def pass_at_1(run_dir: Path) -> dict[int, dict[str, float]]:
@@ -74,8 +76,14 @@ def comparison(main_dir: Path, control_dir: Path) -> dict[str, Any]:
             "gain": None if first is None or final is None else 100 * (final - first),
             "over_control": None if ctrl is None or final is None else 100 * (final - ctrl),
         })
+    judges: dict[str, dict[str, float]] = {}
+    last_eval = RunDir(main_dir).round(last).eval
+    if last > 0 and last_eval.is_file():
+        for judge, per_task in read_json(last_eval).get("judges", {}).items():
+            judges[judge] = {t: m["selection_lift"] for t, m in per_task.items() if "selection_lift" in m}
     return {
         "rounds": sorted(main),
+        "judge_lift": judges,
         "control_round": last_control,
         "tasks": rows,
         "rows": {"main": sft_rows(main_dir), "control": sft_rows(control_dir)},
@@ -92,13 +100,13 @@ def print_comparison(cmp: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    table = Table(title="held-out pass@1 (%) per task: selected data (main arm) vs random data (control arm)")
-    table.add_column("task")
+    table = Table(title="held-out pass@1 (%): selected data (main arm) vs random data (control arm)")
+    table.add_column("task", no_wrap=True)
     for r in cmp["rounds"]:
-        table.add_column(f"round {r}", justify="right")
+        table.add_column(f"r{r}", justify="right")
     table.add_column(f"control r{cmp['control_round']}", justify="right")
-    table.add_column("gain r0→last", justify="right")
-    table.add_column("main − control", justify="right")
+    table.add_column("gain", justify="right")
+    table.add_column("vs control", justify="right")
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.1f}"
@@ -115,6 +123,16 @@ def print_comparison(cmp: dict[str, Any], console: Any = None) -> None:
             pts(row["gain"], GAIN_POINTS), pts(row["over_control"], 1e-9),
         )
     console.print(table)
+    console.print(
+        "gain: last round minus round 0, in points; vs control: main arm minus control arm, last round",
+        highlight=False, style="dim",
+    )
+    for judge, lifts in sorted(cmp.get("judge_lift", {}).items()):
+        console.print(
+            f"selection lift of judge {judge} in round {cmp['rounds'][-1]} (its pick's accuracy minus a random "
+            "candidate's): " + ", ".join(f"{t} {v:+.2f}" for t, v in sorted(lifts.items())),
+            highlight=False,
+        )
     main_rows, control_rows = cmp["rows"]["main"], cmp["rows"]["control"]
     console.print(
         "SFT rows per round — main: " + ", ".join(f"r{k} {v}" for k, v in sorted(main_rows.items()))

@@ -49,17 +49,17 @@ class BuildConfig:
     examples: int = 12000
     """Pretraining examples, split over the tasks by `task_weights` (drawn with repeats from the train split)."""
     task_weights: tuple[tuple[str, float], ...] = (
-        ("addition", 0.5), ("subtraction", 1.0), ("multiplication", 1.0), ("word_problem", 1.5)
+        ("addition", 0.5), ("subtraction", 0.75), ("multiplication", 1.0), ("word_problem", 2.5)
     )
     """Addition is learned first and word problems last; weighting them evens out the student's start."""
     teacher_steps: int = 1500
-    student_steps: int = 400
+    student_steps: int = 500
     """The student is the teacher's pretraining run saved at this step: right format, weak arithmetic."""
     batch_size: int = 64
     learning_rate: float = 3e-3
     rm_pairs: int = 1024
-    rm_epochs: float = 1.0
-    rm_learning_rate: float = 1e-3
+    rm_epochs: float = 2.0
+    rm_learning_rate: float = 2e-3
     version: int = 1
     """Bumped when the build code changes what it makes."""
 
@@ -204,11 +204,13 @@ def _build(cfg: BuildConfig, out: Path, progress: bool, extra_saves: dict[int, P
 
 
 def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
-    """A reward model from the student's weights, trained on (worked answer, wrong answer) pairs.
+    """A reward model from the teacher's weights, trained on (right answer, wrong answer) pairs.
 
-    The wrong answers are the student's own mistakes, sampled at temperature 1
-    (the kind of candidate the RM will have to rank), topped up with worked
-    answers whose result is off by a little where the student got a problem right.
+    Both sides come from the student where it can: sampled at temperature 1,
+    a right and a wrong answer to the same problem teach correctness rather
+    than style. Problems it never gets right pair the worked answer with its
+    mistake; problems it never gets wrong pair its answer with one whose
+    result is off by a little.
     """
     from thresher.config import TrainConfig
     from thresher.judges.answers import extract_answer
@@ -226,11 +228,14 @@ def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
     sampler.close()
     rows = []
     for p, cands in zip(prompts, answers, strict=True):
-        wrong = [c.text for c in cands if c.finish_reason == "stop" and _answer(c.text, extract_answer) != p.reference]
+        finished = [c.text for c in cands if c.finish_reason == "stop"]
+        right = [t for t in finished if _answer(t, extract_answer) == p.reference]
+        wrong = [t for t in finished if _answer(t, extract_answer) != p.reference]
+        chosen = right[0] if right else worked_answer(p)
         rejected = wrong[0] if wrong else wrong_answer(p, rng)
         rows.append({
             "prompt": p.messages,
-            "chosen": [{"role": "assistant", "content": worked_answer(p)}],
+            "chosen": [{"role": "assistant", "content": chosen}],
             "rejected": [{"role": "assistant", "content": rejected}],
         })
     pairs = out / "work" / "rm_pairs.jsonl"
@@ -239,7 +244,7 @@ def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
         method="sft", epochs=cfg.rm_epochs, learning_rate=cfg.rm_learning_rate, batch_size=32, max_length=256,
         args={"disable_tqdm": not progress, "logging_steps": 10},
     )
-    train_reward_model(str(out / "student"), [pairs], out / "rm", train, seed=cfg.seed)
+    train_reward_model(str(out / "teacher"), [pairs], out / "rm", train, seed=cfg.seed)
 
 
 def _answer(text: str, extract: Any) -> str | None:
