@@ -29,17 +29,14 @@ CHAT_TEMPLATE = (
 """ChatML, as Qwen models use it; generation tags let TRL mask everything but answers."""
 
 
-def build_tokenizer(out_dir: str | Path | None = None) -> Any:
-    """A byte-level tokenizer with no merges (one token per byte) plus ChatML specials."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def as_chatml_tokenizer(tok: Any) -> Any:
+    """Wrap a `tokenizers.Tokenizer` holding the ChatML specials as a transformers tokenizer with the template.
+
+    eos is `<|im_end|>` (so generation stops at the end of a turn), pad is
+    `<|endoftext|>`, and padding is on the left, as batched generation wants.
+    """
     from transformers import PreTrainedTokenizerFast
 
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {tok: i for i, tok in enumerate(sorted(alphabet))}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(SPECIAL_TOKENS)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
@@ -50,6 +47,20 @@ def build_tokenizer(out_dir: str | Path | None = None) -> Any:
         padding_side="left",
     )
     fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tokenizer(out_dir: str | Path | None = None) -> Any:
+    """A byte-level tokenizer with no merges (one token per byte) plus ChatML specials."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(sorted(alphabet))}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIAL_TOKENS)
+    fast = as_chatml_tokenizer(tok)
     if out_dir is not None:
         fast.save_pretrained(str(out_dir))
     return fast

@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from thresher.tiny_models import CHAT_TEMPLATE, SPECIAL_TOKENS
+from thresher.tiny_models import SPECIAL_TOKENS, as_chatml_tokenizer
 
 
 def corpus_texts(seed: int = 0) -> list[str]:
@@ -45,7 +45,6 @@ def corpus_texts(seed: int = 0) -> list[str]:
 def build_arithmetic_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 512, seed: int = 0) -> Any:
     """A `PreTrainedTokenizerFast` with ChatML specials and chat template, trained on `texts`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -59,14 +58,4 @@ def build_arithmetic_tokenizer(texts: Iterable[str] | None = None, vocab_size: i
         show_progress=False,
     )
     tok.train_from_iterator(list(texts) if texts is not None else corpus_texts(seed), trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        bos_token=None,
-        unk_token=None,
-        model_max_length=2048,
-        padding_side="left",
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
+    return as_chatml_tokenizer(tok)
