@@ -385,10 +385,10 @@ class BwrapSandbox(_SubprocessSandbox):
     def _command(self, workdir: Path, launcher_cfg: str, limits: Limits) -> list[str]:
         return [
             self.bwrap,
-            *self._ro,
             "--proc", "/proc",
             "--dev", "/dev",
             "--perms", "1777", "--size", str(limits.tmp_size_mb << 20), "--tmpfs", "/tmp",
+            *self._ro,  # after the private /tmp, so a Python (venv) living under /tmp stays visible
             "--bind", str(workdir), "/tmp/work",
             "--chdir", "/tmp/work",
             "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
