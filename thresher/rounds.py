@@ -128,6 +128,7 @@ class Loop:
         from thresher.eval.stage import eval_stage
 
         judged = prompts is not None and (rd.verdicts / COMPLETE).is_file()
+        fresh = not rd.eval.exists()
         with _stage(k, "eval", rd.eval) as note:
             result = eval_stage(
                 model_path, self.eval_prompts, self.eval_cfg, rd.path,
@@ -139,7 +140,8 @@ class Loop:
                 f"{task} {m['pass@1']:.3f}" for task, m in sorted(result["tasks"].items()) if "pass@1" in m
             )
         append_round_metrics(self.run.path, k, result)
-        self.wandb.log_round(k, result)
+        if fresh:  # a resumed run has logged this round already
+            self.wandb.log_round(k, result)
         for line in regressions(self.run.path, self.recipe.eval.regression_threshold):
             if line.endswith(f"to round {k}"):
                 _say(line)

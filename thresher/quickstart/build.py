@@ -60,7 +60,7 @@ class BuildConfig:
     rm_pairs: int = 1024
     rm_epochs: float = 2.0
     rm_learning_rate: float = 2e-3
-    version: int = 1
+    version: int = 2
     """Bumped when the build code changes what it makes."""
 
     def key(self) -> str:
@@ -204,13 +204,13 @@ def _build(cfg: BuildConfig, out: Path, progress: bool, extra_saves: dict[int, P
 
 
 def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
-    """A reward model from the teacher's weights, trained on (right answer, wrong answer) pairs.
+    """A reward model from the teacher's weights, trained on pairs of the answers it will have to rank.
 
-    Both sides come from the student where it can: sampled at temperature 1,
-    a right and a wrong answer to the same problem teach correctness rather
-    than style. Problems it never gets right pair the worked answer with its
-    mistake; problems it never gets wrong pair its answer with one whose
-    result is off by a little.
+    The teacher and the student each answer training problems at temperature
+    1, as in a round; per problem a right answer is paired with a wrong one
+    (any model's). Problems with no wrong answer pair a right one with a
+    worked answer whose result is off by a little; problems with no right
+    answer use the worked answer as the chosen side.
     """
     from thresher.config import TrainConfig
     from thresher.judges.answers import extract_answer
@@ -223,20 +223,21 @@ def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
     rng = random.Random(cfg.seed)
     by_task = _train_prompts(cfg, cfg.seed + 1, cfg.rm_pairs // 4)
     prompts = [p for pool in by_task.values() for p in pool]
-    sampler = HFSampler(str(out / "student"), "student", batch_size=512)
-    answers = sampler.sample(prompts, SamplingParams(n=4, temperature=1.0, max_tokens=64, seed=cfg.seed))
-    sampler.close()
+    answers: list[list[str]] = [[] for _ in prompts]
+    for name in ("teacher", "student"):
+        sampler = HFSampler(str(out / name), name, batch_size=512)
+        sampled = sampler.sample(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=64, seed=cfg.seed))
+        sampler.close()
+        for row, cands in zip(answers, sampled, strict=True):
+            row += [c.text for c in cands if c.finish_reason == "stop"]
     rows = []
-    for p, cands in zip(prompts, answers, strict=True):
-        finished = [c.text for c in cands if c.finish_reason == "stop"]
-        right = [t for t in finished if _answer(t, extract_answer) == p.reference]
-        wrong = [t for t in finished if _answer(t, extract_answer) != p.reference]
-        chosen = right[0] if right else worked_answer(p)
-        rejected = wrong[0] if wrong else wrong_answer(p, rng)
+    for p, texts in zip(prompts, answers, strict=True):
+        right = [t for t in texts if _answer(t, extract_answer) == p.reference]
+        wrong = [t for t in texts if _answer(t, extract_answer) != p.reference]
         rows.append({
             "prompt": p.messages,
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
+            "chosen": [{"role": "assistant", "content": rng.choice(right) if right else worked_answer(p)}],
+            "rejected": [{"role": "assistant", "content": rng.choice(wrong) if wrong else wrong_answer(p, rng)}],
         })
     pairs = out / "work" / "rm_pairs.jsonl"
     write_jsonl(pairs, rows)
