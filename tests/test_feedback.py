@@ -234,16 +234,26 @@ def test_sft_export_rows_provenance_and_summary(tmp_path):
     assert not list(rd.glob("*.tmp"))
 
 
-def test_export_skips_when_complete_and_redoes_on_change(tmp_path):
+def test_export_skips_when_complete_and_redoes_on_change(tmp_path, capsys):
+    from thresher.feedback.stage import export_outcome
+
     rd = _basic_round(tmp_path)
-    first = run_export(rd, "gated")
+    prompts = list(read_jsonl(rd / "prompts.jsonl", Prompt))
+
+    def export(policy, pargs=None):
+        return export_outcome(prompts, rd / "candidates", rd / "verdicts", rd, SelectionConfig(policy, pargs or {}),
+                              ExportConfig(), {"student"})
+
+    first = export("gated")
     mtime = (rd / "sft.jsonl").stat().st_mtime_ns
-    again = run_export(rd, "gated")
-    assert again["skipped"] is True and (rd / "sft.jsonl").stat().st_mtime_ns == mtime
-    assert again["exports"] == first["exports"]
-    other = run_export(rd, "random", {"k": 2})
-    assert "skipped" not in other and other["exports"]["sft"]["rows"] == 10
-    assert (rd / ".export_complete").is_file()
+    again = export("gated")
+    assert again.skipped == ["export"] and not again.ran and (rd / "sft.jsonl").stat().st_mtime_ns == mtime
+    assert again.summary["exports"] == first.summary["exports"]
+    other = export("random", {"k": 2})
+    assert other.ran == ["export"] and other.summary["exports"]["sft"]["rows"] == 10
+    assert "selection.policy: \"gated\" -> \"random\"" in capsys.readouterr().err
+    (rd / "sft.jsonl").unlink()  # an output deleted by hand is made again, not assumed
+    assert export("random", {"k": 2}).ran == ["export"] and (rd / "sft.jsonl").is_file()
 
 
 def test_grouping_is_the_same_with_many_buckets(tmp_path):
@@ -253,7 +263,7 @@ def test_grouping_is_the_same_with_many_buckets(tmp_path):
     many = run_export(rd, "gated", dpo="best_vs_worst", args={"bucket_mb": 0.0005})
     rows_many = sorted(map(json.dumps, read_jsonl(rd / "sft.jsonl"))), sorted(map(json.dumps, read_jsonl(rd / "dpo.jsonl")))
     assert rows_one == rows_many and one["exports"] == many["exports"]
-    assert json.loads((rd / ".export_complete").read_text())["fingerprint"] == many["fingerprint"]
+    assert json.loads((rd / ".stages" / "export.json").read_text())["summary"] == many
 
 
 def test_bad_inputs_name_file_and_line(tmp_path):
@@ -609,7 +619,7 @@ def test_cli_exports_a_run_and_prints_the_table(tmp_path, capsys):
     assert code == 0
     assert (run / "round_1" / "dpo.jsonl").is_file() and (run / "round_1" / "critique_sft.jsonl").is_file()
     assert "sft.jsonl" in out and "dpo.jsonl" in out and "no_candidates" in out
-    summary = json.loads((run / "round_1" / ".export_complete").read_text())
+    summary = json.loads((run / "round_1" / ".stages" / "export.json").read_text())["summary"]
     assert summary["policy"] == "gated" and summary["exports"]["dpo"]["rule"] == "on_policy"
     assert all(r["rejected_model"] == "student" for r in read_jsonl(run / "round_1" / "dpo.jsonl"))
 

@@ -12,7 +12,7 @@ from thresher.config import JudgeConfig
 from thresher.errors import UserError
 from thresher.judges import function_judge, judge_stage
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
-from thresher.store import ShardedJsonl
+from thresher.store import ShardedJsonl, read_records
 
 
 def _data(n: int = 5):
@@ -152,7 +152,7 @@ def test_cli_judges_a_round_directory_with_math_and_a_reward_model(tmp_path, tin
     write_jsonl(run / "candidates" / "shard-00000.jsonl", cands)
     argv = ["judge", "--out", str(run), "--judge", "math", "--judge", f"rm:{tiny_rm}", "--judge", f"rm:{tiny_rm}"]
     assert main(argv) == 0
-    verdicts = list(read_jsonl(next((run / "verdicts").glob("shard-*.jsonl")), Verdict))
+    verdicts = list(read_records(run / "verdicts", Verdict))
     assert sorted({v.judge for v in verdicts}) == ["math", "rm", "rm-2"]
     assert len(verdicts) == 18
     err = capsys.readouterr().err

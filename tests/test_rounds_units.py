@@ -60,8 +60,10 @@ def test_round_prompts_are_drawn_once_and_kept(tmp_path, per_round):
         ids[k] = [p.id for p in round_prompts(r, rd, k)]
         assert rd.prompts.is_file() and len(ids[k]) == 8
     assert (ids[1] == ids[2]) == (per_round == "same")
+    again = recipe(tmp_path, prompts={"train": {"source": "arithmetic", "count": 8, "seed": 3}, "per_round": per_round})
+    assert [p.id for p in round_prompts(again, run.round(1), 1)] == ids[1], "a resumed round keeps its prompts"
     changed = recipe(tmp_path, prompts={"train": {"source": "arithmetic", "count": 8, "seed": 99}})
-    assert [p.id for p in round_prompts(changed, run.round(1), 1)] == ids[1], "a resumed round keeps its prompts"
+    assert [p.id for p in round_prompts(changed, run.round(1), 1)] != ids[1], "a changed source draws again"
 
 
 def test_eval_follows_the_students_backend_unless_told(tmp_path):
@@ -70,17 +72,3 @@ def test_eval_follows_the_students_backend_unless_told(tmp_path):
     assert eval_config(recipe(tmp_path)).args["backend"] == "hf"
     told = recipe(tmp_path, eval={"args": {"backend": "vllm"}})
     assert eval_config(told).args["backend"] == "vllm"
-
-
-def test_stage_note_says_skipped_only_when_the_marker_was_left_alone(tmp_path, capsys):
-    from thresher.rounds import _stage
-
-    marker = tmp_path / ".complete"
-    with _stage(1, "sample", marker) as note:
-        marker.write_text("{}")
-        note["detail"] = "8 candidates"
-    with _stage(1, "sample", marker):
-        pass
-    err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("round 1 · sample: done in ") and err[0].endswith("— 8 candidates")
-    assert err[1] == "round 1 · sample: complete already, skipped"

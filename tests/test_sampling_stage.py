@@ -17,6 +17,17 @@ from thresher.sampling import SamplingParams, build_sampler, sample_stage
 from thresher.store import ShardedJsonl
 
 
+def unfinish(marker: Path) -> None:
+    """Make a stage marker look as a kill mid-stage leaves it: written before the work, nothing done."""
+    import json
+
+    data = json.loads(marker.read_text())
+    data["finished"] = False
+    for part in data["parts"].values():
+        part["done"] = False
+    marker.write_text(json.dumps(data))
+
+
 def _pool(lm: Path) -> list[ModelConfig]:
     sampling = SamplingParams(temperature=1.0, max_tokens=6, seed=3)
     return [
@@ -43,25 +54,48 @@ def test_stage_writes_prompts_times_sum_of_n_and_records_models(tiny_lm: Path, t
     assert summary["candidates"] == 30
     assert summary["models"]["student"]["candidates"] == 18
     assert summary["tokens"] == sum(c.num_tokens for c in cands)
-    assert (tmp_path / "cand" / ".complete").is_file()
+    assert summary["this_run"]["candidates"] == 30
+    assert (tmp_path / ".stages" / "sample.json").is_file()
+
+
+class _Untouchable:
+    name = "teacher"
+
+    def sample(self, prompts, params):
+        raise AssertionError("a finished stage must not sample")
 
 
 def test_complete_stage_skips_without_loading_a_model(tiny_lm: Path, tmp_path: Path):
+    from thresher.sampling.stage import sample_outcome
+
     prompts = arithmetic_suite("train", 3, seed=0)
     models = _pool(tiny_lm)[:1]
     first = sample_stage(prompts, models, tmp_path / "cand", progress=False)
-    shard = (tmp_path / "cand" / "shard-00000.jsonl").read_bytes()
-    # Same prompts and pool, but the model path now points nowhere: a skip must not even look.
-    gone = [ModelConfig(name="teacher", path=str(tmp_path / "gone"), backend="hf", n=2)]
-    assert sample_stage(prompts, gone, tmp_path / "cand", progress=False) == first
-    assert (tmp_path / "cand" / "shard-00000.jsonl").read_bytes() == shard
+    shard = (tmp_path / "cand" / "shard-teacher-00000.jsonl").read_bytes()
+    again = sample_outcome(prompts, models, tmp_path / "cand", {"teacher": _Untouchable()}, progress=False)
+    assert again.skipped == ["teacher"] and not again.ran and again.summary == first
+    assert (tmp_path / "cand" / "shard-teacher-00000.jsonl").read_bytes() == shard
 
 
-def test_complete_stage_asked_for_other_work_is_an_error(tiny_lm: Path, tmp_path: Path):
+def test_changed_request_resamples_only_what_changed(tiny_lm: Path, tmp_path: Path, capsys):
+    """Other sampling settings for one model: that model's candidates are redone, the other's kept."""
+    from dataclasses import replace
+
+    from thresher.sampling.stage import sample_outcome
+
     prompts = arithmetic_suite("train", 3, seed=0)
-    sample_stage(prompts, _pool(tiny_lm)[:1], tmp_path / "cand", progress=False)
-    with pytest.raises(UserError, match="already holds finished sampling of other prompts or models"):
-        sample_stage(prompts[:2], _pool(tiny_lm)[:1], tmp_path / "cand", progress=False)
+    pool = _pool(tiny_lm)
+    out = tmp_path / "cand"
+    sample_stage(prompts, pool, out, progress=False)
+    teacher = {c.id: c.text for c in _read(out) if c.model == "teacher"}
+    hotter = [pool[0], replace(pool[1], sampling=replace(pool[1].sampling, temperature=0.5))]
+    outcome = sample_outcome(prompts, hotter, out, progress=True)
+    assert outcome.ran == ["student"] and outcome.skipped == ["teacher"]
+    assert "sampling.temperature: 1.0 -> 0.5" in capsys.readouterr().err
+    after = _read(out)
+    assert len(after) == 15 and {c.id: c.text for c in after if c.model == "teacher"} == teacher
+    fewer = sample_outcome(prompts[:2], hotter, out, progress=False)  # another prompt set: everything again
+    assert sorted(fewer.ran) == ["student", "teacher"] and len(_read(out)) == 10
 
 
 def test_resume_samples_only_the_missing_indices(tiny_lm: Path, tmp_path: Path):
@@ -70,11 +104,12 @@ def test_resume_samples_only_the_missing_indices(tiny_lm: Path, tmp_path: Path):
     models = _pool(tiny_lm)
     out = tmp_path / "cand"
     sample_stage(prompts, models, out, progress=False)
-    shard = out / "shard-00000.jsonl"
+    shard = out / "shard-teacher-00000.jsonl"
     lines = shard.read_bytes().splitlines(keepends=True)
-    kept = lines[:7] + [lines[7][:25]]  # 7 whole records, then a torn one, no .complete
+    kept = lines[:7] + [lines[7][:25]]  # 7 whole records, then a torn one, as a kill leaves them
     shard.write_bytes(b"".join(kept))
-    (out / ".complete").unlink()
+    ShardedJsonl(out).drop("student")
+    unfinish(tmp_path / ".stages" / "sample.json")
     before = {c.id: c.text for c in _read(out)}
     assert len(before) == 7
 
@@ -83,14 +118,14 @@ def test_resume_samples_only_the_missing_indices(tiny_lm: Path, tmp_path: Path):
     assert len(after) == 4 * 5 == summary["candidates"]
     assert len({c.id for c in after}) == 20
     assert shard.read_bytes() == b"".join(lines[:7])  # the earlier shard is left as it was (repaired tail)
-    new_shards = ShardedJsonl(out, Candidate).shard_paths()[1:]
+    new_shards = [p for p in ShardedJsonl(out, Candidate).shard_paths() if p != shard]
     new = [parse_line(line, p, 0, Candidate) for p in new_shards for line in p.read_text().splitlines()]
     assert {c.id for c in new}.isdisjoint(before)
-    # Lines 0-6 hold teacher answers 0-1 of prompts 0-2 and answer 0 of prompt 3; the torn line was
-    # prompt 3's answer 1. The rerun draws exactly that one, then all 12 student answers.
-    assert sorted(c.id for c in new) == sorted(
-        [f"{prompts[3].id}/teacher/1"] + [f"{p.id}/student/{i}" for p in prompts for i in range(3)]
-    )
+    # The 7 whole lines hold 3 prompts' two teacher answers and one answer of the 4th; the torn line
+    # was that prompt's other answer. The rerun draws exactly that one, then all 12 student answers.
+    torn = {f"{p.id}/teacher/{i}" for p in prompts for i in range(2)} - set(before)
+    assert len(torn) == 1
+    assert sorted(c.id for c in new) == sorted([*torn] + [f"{p.id}/student/{i}" for p in prompts for i in range(3)])
     assert {c.id: c.text for c in after if c.id in before} == before
 
 
@@ -99,13 +134,13 @@ def test_resume_fills_holes_anywhere_and_keeps_every_other_record(tiny_lm: Path,
     models = _pool(tiny_lm)[:1]
     out = tmp_path / "cand"
     sample_stage(prompts, models, out, progress=False)
-    shard = out / "shard-00000.jsonl"
+    shard = out / "shard-teacher-00000.jsonl"
     holes = {f"{prompts[0].id}/teacher/1", f"{prompts[2].id}/teacher/1", f"{prompts[1].id}/teacher/0"}
     kept = [
         ln for ln in shard.read_text().splitlines(keepends=True) if parse_line(ln, shard, 0, Candidate).id not in holes
     ]
     shard.write_text("".join(kept))
-    (out / ".complete").unlink()
+    unfinish(tmp_path / ".stages" / "sample.json")
     before = {c.id: c.text for c in _read(out)}
 
     sample_stage(prompts, models, out, progress=False)

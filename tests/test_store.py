@@ -110,16 +110,19 @@ def test_resume_after_sigkill_mid_write(tmp_path):
     assert len(ids) == len(set(ids)) == 4 * (n_done + 3)
 
 
-def test_complete_marker_and_run_dir_layout(tmp_path):
+def test_parts_and_run_dir_layout(tmp_path):
     run = RunDir(tmp_path / "runs" / "demo")
     r1 = run.round(1)
     shards = ShardedJsonl(r1.candidates, Candidate)
-    assert not shards.complete
-    with shards.writer() as w:
+    with shards.writer("teacher") as w:
         w.write_many(_cands("p", 2))
-    shards.mark_complete({"candidates": 2})
-    assert ShardedJsonl(r1.candidates).complete
-    assert ShardedJsonl(r1.candidates).summary() == {"candidates": 2}
+    with shards.writer("student/7b") as w:  # a name that cannot stand in a file name as it is
+        w.write_many(_cands("q", 3))
+    assert [p.name for p in shards.shard_paths("teacher")] == ["shard-teacher-00000.jsonl"]
+    assert len(list(ShardedJsonl(r1.candidates, Candidate))) == 5
+    assert shards.drop("student/7b") == 1
+    assert [c.prompt_id for c in ShardedJsonl(r1.candidates, Candidate)] == ["p", "p"]
+    assert r1.marker("judge") == r1.path / ".stages" / "judge.json"
     run.round(0).path.mkdir(parents=True)
     assert [r.index for r in run.rounds()] == [0, 1]
     assert r1.sft.name == "sft.jsonl" and r1.eval.name == "eval.json" and r1.model.name == "model"

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from thresher.errors import ConfigError, UserError
+from thresher.executors.base import ExecutorConfig, Resources
 from thresher.sampling.params import SamplingParams
 from thresher.typed import from_data, join, to_data
 
@@ -96,6 +97,8 @@ class ModelConfig:
     """OpenAI-compatible server URL (backend openai)."""
     args: dict[str, Any] = field(default_factory=dict)
     """Backend options: tensor_parallel_size, dtype, max_concurrency, api_key_env, ..."""
+    resources: Resources = field(default_factory=Resources)
+    """On a Ray cluster: data-parallel replicas of this model and what each needs (num_gpus, num_cpus)."""
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -115,6 +118,8 @@ class JudgeConfig:
     name: str | None = None
     """Name recorded on verdicts; defaults to the type."""
     args: dict[str, Any] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    """On a Ray cluster: replicas of this judge (reward model / LLM judge actors, verifier workers) and their needs."""
 
 
 @dataclass(slots=True)
@@ -181,6 +186,8 @@ class Recipe:
     export: ExportConfig = field(default_factory=ExportConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    """Where chunks of work run: `local` (this process, the default) or `ray` (a cluster)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 0:

@@ -5,10 +5,15 @@ prompts. Round k samples the round's prompts from every model in the pool,
 with the student replaced by the model round k-1 trained; the judges score
 the candidates, the selection policy keeps the best and the export stage
 writes SFT / critique-SFT / DPO rows; the student trains on them and the
-trained model is evaluated. This module only sequences the stage functions;
-each stage lives in its own package and decides by itself whether its
-outputs on disk are complete, so running a recipe again after a crash or a
-kill continues at the first unfinished stage and redoes nothing finished.
+trained model is evaluated.
+
+A round is a list of stages run by the one runner (`thresher.runner`):
+each stage's marker holds the fingerprint of what it was made from, so a
+rerun after a crash continues at the first unfinished stage, an unchanged
+rerun skips everything, and a changed recipe recomputes exactly what
+depends on the change (a new `selection.args.k` re-exports, retrains and
+re-evaluates; a new judge argument re-judges that judge only) and says so.
+One process writes a run at a time (`RUN/.lock`).
 
 After every evaluation the round's metrics go to `metrics.jsonl`, the report
 (`report.html`, `curves.png`) is rewritten, W&B gets the round (when
@@ -19,37 +24,21 @@ more than `eval.regression_threshold` since the round before.
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from thresher.config import EvalConfig, JudgeConfig, ModelConfig, Recipe, dump_recipe
 from thresher.errors import ConfigError
+from thresher.lock import run_lock
 from thresher.models import resolve_builtins, resolve_model_path
-from thresher.records import Prompt, read_jsonl, write_jsonl
-from thresher.store import COMPLETE, RoundDir, RunDir
+from thresher.records import Prompt
+from thresher.runner import stage_fingerprint
+from thresher.store import RoundDir, RunDir
 
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _stage(k: int, name: str, marker: Path) -> Iterator[dict[str, Any]]:
-    """Time a stage and say whether it ran or was found complete (its marker existed and was left alone)."""
-    before = marker.stat().st_mtime_ns if marker.exists() else None
-    note: dict[str, Any] = {}
-    start = time.perf_counter()
-    yield note
-    after = marker.stat().st_mtime_ns if marker.exists() else None
-    if before is not None and before == after:
-        _say(f"round {k} · {name}: complete already, skipped")
-    else:
-        detail = f" — {note['detail']}" if note.get("detail") else ""
-        _say(f"round {k} · {name}: done in {time.perf_counter() - start:.1f}s{detail}")
 
 
 def trained_student(recipe: Recipe) -> ModelConfig | None:
@@ -63,18 +52,14 @@ def trained_student(recipe: Recipe) -> ModelConfig | None:
     return students[0]
 
 
-def round_prompts(recipe: Recipe, rd: RoundDir, k: int) -> list[Prompt]:
-    """Round k's train prompts, fixed in `round_<k>/prompts.jsonl` the first time they are drawn."""
-    if rd.prompts.is_file():
-        return list(read_jsonl(rd.prompts, Prompt))
-    from thresher.prompts import load_prompts
+def round_prompts(recipe: Recipe, rd: RoundDir, k: int, progress: bool = True) -> list[Prompt]:
+    """Round k's train prompts, kept in `round_<k>/prompts.jsonl` (drawn again only if the source changed)."""
+    from thresher.prompts.stage import stage_prompts
 
     src = recipe.prompts.train
     if recipe.prompts.per_round == "fresh":
         src = replace(src, seed=src.seed + k - 1)
-    prompts = load_prompts(src, "prompts.train")
-    write_jsonl(rd.prompts, prompts)
-    return prompts
+    return stage_prompts(src, rd, progress, f"round {k} · prompts")
 
 
 def pool_for_round(recipe: Recipe, student_path: str | None) -> list[ModelConfig]:
@@ -105,6 +90,7 @@ class Loop:
 
     def __init__(self, recipe: Recipe, progress: bool = True):
         from thresher.eval.wandb_log import WandbLogger
+        from thresher.executors import build_executor
 
         self.recipe = recipe
         self.progress = progress
@@ -118,6 +104,7 @@ class Loop:
             from thresher.prompts import load_prompts
 
             self.eval_prompts = load_prompts(recipe.prompts.eval, "prompts.eval")
+        self.executor = build_executor(recipe.executor)
         self.wandb = WandbLogger(recipe, self.run.path, enabled=recipe.eval.wandb)
 
     def evaluate(self, k: int, model_path: str, rd: RoundDir, prompts: list[Prompt] | None) -> None:
@@ -127,20 +114,16 @@ class Loop:
         from thresher.eval.report import append_round_metrics, regressions, write_report
         from thresher.eval.stage import eval_stage
 
-        judged = prompts is not None and (rd.verdicts / COMPLETE).is_file()
-        fresh = not rd.eval.exists()
-        with _stage(k, "eval", rd.eval) as note:
-            result = eval_stage(
-                model_path, self.eval_prompts, self.eval_cfg, rd.path,
-                round_verdicts=rd.verdicts if judged else None,
-                round_candidates=rd.candidates if judged else None,
-                round_prompts=prompts, seed=self.recipe.seed,
-            )
-            note["detail"] = ", ".join(
-                f"{task} {m['pass@1']:.3f}" for task, m in sorted(result["tasks"].items()) if "pass@1" in m
-            )
+        judged = prompts is not None and bool(self.recipe.judges)
+        logged = stage_fingerprint(rd.marker("eval"))
+        result = eval_stage(
+            model_path, self.eval_prompts, self.eval_cfg, rd.path,
+            round_verdicts=rd.verdicts if judged else None,
+            round_candidates=rd.candidates if judged else None,
+            round_prompts=prompts, seed=self.recipe.seed, progress=self.progress, label=f"round {k} · eval",
+        )
         append_round_metrics(self.run.path, k, result)
-        if fresh:  # a resumed run has logged this round already
+        if stage_fingerprint(rd.marker("eval")) != logged:  # a resumed run has logged this round already
             self.wandb.log_round(k, result)
         for line in regressions(self.run.path, self.recipe.eval.regression_threshold):
             if line.endswith(f"to round {k}"):
@@ -156,25 +139,30 @@ class Loop:
 
         recipe, rd = self.recipe, self.run.round(k)
         rd.path.mkdir(parents=True, exist_ok=True)
-        prompts = round_prompts(recipe, rd, k)
-        with _stage(k, "sample", rd.candidates / COMPLETE) as note:
-            s = sample_stage(prompts, pool_for_round(recipe, student_path), rd.candidates, progress=self.progress)
-            note["detail"] = f"{s['candidates']} candidates for {s['prompts']} prompts"
-        verdicts = None
+        prompts = round_prompts(recipe, rd, k, self.progress)
+        label = f"round {k} ·"
+        stages: list[tuple[str, Callable[[], Any]]] = [
+            ("sample", lambda: sample_stage(
+                prompts, pool_for_round(recipe, student_path), rd.candidates, progress=self.progress,
+                executor=self.executor, label=f"{label} sample")),
+        ]
         if recipe.judges:
-            verdicts = rd.verdicts
-            with _stage(k, "judge", rd.verdicts / COMPLETE):
-                judge_stage(prompts, rd.candidates, judges_for_round(recipe), rd.verdicts, progress=self.progress)
-        with _stage(k, "export", rd.path / ".export_complete") as note:
-            e = export_stage(
-                prompts, rd.candidates, verdicts, rd.path, recipe.selection, recipe.export,
-                students={m.name for m in recipe.students()}, seed=recipe.seed,
-            )
-            note["detail"] = ", ".join(f"{x['rows']} {kind} rows" for kind, x in sorted(e["exports"].items()))
+            stages.append(("judge", lambda: judge_stage(
+                prompts, rd.candidates, judges_for_round(recipe), rd.verdicts, progress=self.progress,
+                executor=self.executor, label=f"{label} judge")))
+        stages.append(("export", lambda: export_stage(
+            prompts, rd.candidates, rd.verdicts if recipe.judges else None, rd.path, recipe.selection,
+            recipe.export, students={m.name for m in recipe.students()}, seed=recipe.seed,
+            progress=self.progress, label=f"{label} export")))
+        if self.student is not None and recipe.train.method != "none":
+            stages.append(("train", lambda: train_stage(
+                str(student_path), rd.path, recipe.train, seed=recipe.seed, progress=self.progress,
+                label=f"{label} train")))
+        for _name, run in stages:
+            run()
         if self.student is None:
             return student_path
-        with _stage(k, "train", rd.model / COMPLETE):
-            model = str(train_stage(student_path, rd.path, recipe.train, seed=recipe.seed))
+        model = str(rd.model) if recipe.train.method != "none" else str(student_path)
         self.evaluate(k, model, rd, prompts)
         return model
 
@@ -182,19 +170,22 @@ class Loop:
 def run_recipe(recipe: Recipe, progress: bool = True, on_round: Callable[[int], None] | None = None) -> None:
     """Run every round of `recipe` into `<out_dir>/<name>/`, resuming whatever an earlier run left unfinished.
 
-    `on_round(k)` is called after each round (0 included) is complete.
+    `on_round(k)` is called after each round (0 included) is complete. The
+    run directory is locked for the whole run: a second process gets exit 2.
     """
-    loop = Loop(recipe, progress)
-    try:
-        student = resolve_model_path(loop.student.path) if loop.student is not None else None
-        if student is not None:
-            loop.evaluate(0, student, loop.run.round(0), None)
-        if on_round:
-            on_round(0)
-        for k in range(1, recipe.rounds + 1):
-            student = loop.round(k, student)
+    with run_lock(recipe.run_dir):
+        loop = Loop(recipe, progress)
+        try:
+            student = resolve_model_path(loop.student.path) if loop.student is not None else None
+            if student is not None:
+                loop.evaluate(0, student, loop.run.round(0), None)
             if on_round:
-                on_round(k)
-    finally:
-        loop.wandb.finish()
+                on_round(0)
+            for k in range(1, recipe.rounds + 1):
+                student = loop.round(k, student)
+                if on_round:
+                    on_round(k)
+        finally:
+            loop.wandb.finish()
+            loop.executor.close()
     _say(f"run finished: {loop.run.path} (report: {loop.run.report})")

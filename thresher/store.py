@@ -6,7 +6,11 @@ lines to numbered shard files and flushes each batch to disk. After a kill,
 opening the set again repairs it: a partly written last line (the only damage
 an append can leave) is cut off, every completed record is kept, and the
 stage asks `counts()` / `done()` which prompts are finished so it redoes
-only the rest. A finished stage writes `.complete` and later runs skip it.
+only the rest. Shards may belong to a *part* (`shard-<part>-00000.jsonl`:
+one model's candidates, one judge's verdicts), so the runner can drop the
+outputs of exactly the part whose inputs changed. Whether a stage is
+finished, and for which request, is the runner's marker's business
+(`thresher.runner`), not the shards'.
 
 Layout (a contract tests, benchmarks and users rely on):
 
@@ -23,6 +27,7 @@ Layout (a contract tests, benchmarks and users rely on):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,8 +41,18 @@ from thresher.errors import RecordError, UserError
 from thresher.records import dumps, parse_line, read_jsonl
 
 R = TypeVar("R")
-_SHARD = re.compile(r"^shard-(\d{5})\.jsonl$")
+_SHARD = re.compile(r"^shard-(?:(?P<part>[A-Za-z0-9._-]+)-)?(?P<num>\d{5})\.jsonl$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 COMPLETE = ".complete"
+"""A finished model directory holds this file (the trainer's summary)."""
+
+
+def part_label(part: str) -> str:
+    """A part name as it can stand in a shard file name (model and judge names are free text)."""
+    safe = _UNSAFE.sub("_", part)
+    if safe != part:
+        safe += "_" + hashlib.blake2b(part.encode(), digest_size=3).hexdigest()
+    return safe
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -90,8 +105,9 @@ def repair_tail(path: Path) -> int:
 class ShardWriter(Generic[R]):
     """Appends records to new shard files; `flush()` makes every written record durable."""
 
-    def __init__(self, shards: ShardedJsonl[R], first_index: int, max_records: int):
+    def __init__(self, shards: ShardedJsonl[R], first_index: int, max_records: int, part: str | None = None):
         self._shards = shards
+        self._part = part
         self._index = first_index
         self._max = max_records
         self._in_shard = 0
@@ -99,7 +115,8 @@ class ShardWriter(Generic[R]):
         self.written = 0
 
     def _open(self) -> None:
-        path = self._shards.dir / f"shard-{self._index:05d}.jsonl"
+        prefix = f"shard-{part_label(self._part)}-" if self._part is not None else "shard-"
+        path = self._shards.dir / f"{prefix}{self._index:05d}.jsonl"
         self._file = open(path, "a", encoding="utf-8")
 
     def write(self, record: R | dict[str, Any]) -> None:
@@ -157,24 +174,41 @@ class ShardedJsonl(Generic[R]):
             for p in self.shard_paths():
                 self.repaired_bytes += repair_tail(p)
 
-    def shard_paths(self) -> list[Path]:
+    def shard_paths(self, part: str | None = None) -> list[Path]:
+        """Every shard in order, or only those of `part`."""
         if not self.dir.is_dir():
             return []
-        return sorted(p for p in self.dir.iterdir() if _SHARD.match(p.name))
+        found = []
+        for p in self.dir.iterdir():
+            m = _SHARD.match(p.name)
+            if m and (part is None or m.group("part") == part_label(part)):
+                found.append((m.group("part") or "", int(m.group("num")), p))
+        return [p for _, _, p in sorted(found)]
 
-    def writer(self) -> ShardWriter[R]:
-        """A writer that appends to new shards after the existing ones."""
+    def writer(self, part: str | None = None) -> ShardWriter[R]:
+        """A writer that appends to new shards (of `part`, if given) after the existing ones."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        paths = self.shard_paths()
-        nxt = int(_SHARD.match(paths[-1].name).group(1)) + 1 if paths else 0  # type: ignore[union-attr]
-        return ShardWriter(self, nxt, self.shard_size)
+        nums = [int(_SHARD.match(p.name).group("num")) for p in self.shard_paths()]  # type: ignore[union-attr]
+        return ShardWriter(self, max(nums) + 1 if nums else 0, self.shard_size, part)
+
+    def drop(self, part: str | None = None) -> int:
+        """Delete the shards of `part` (all shards when None); returns how many files went."""
+        paths = self.shard_paths(part)
+        for p in paths:
+            p.unlink()
+        return len(paths)
 
     def __iter__(self) -> Iterator[R]:
         for p in self.shard_paths():
-            with open(p, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, start=1):
-                    if line.strip():
-                        yield parse_line(line, p, lineno, self.cls)  # type: ignore[misc]
+            yield from self.read_shard(p, self.cls)
+
+    @staticmethod
+    def read_shard(path: Path, cls: type[R] | None = None) -> Iterator[R]:
+        """The records of one shard file, in order."""
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if line.strip():
+                    yield parse_line(line, path, lineno, cls)  # type: ignore[misc]
 
     def unique(self, key: Callable[[R], Hashable]) -> Iterator[R]:
         """Records with duplicate keys removed (first kept): a guard for stages that may rewrite one."""
@@ -193,17 +227,6 @@ class ShardedJsonl(Generic[R]):
         """Keys with at least `expected` records: the work a resumed stage can skip."""
         want = (lambda _k: expected) if isinstance(expected, int) else expected
         return {k for k, c in self.counts(key).items() if c >= want(k)}
-
-    # completion marker -----------------------------------------------------------
-    @property
-    def complete(self) -> bool:
-        return (self.dir / COMPLETE).is_file()
-
-    def mark_complete(self, summary: dict[str, Any] | None = None) -> None:
-        write_json(self.dir / COMPLETE, summary or {})
-
-    def summary(self) -> dict[str, Any]:
-        return read_json(self.dir / COMPLETE) if self.complete else {}
 
 
 def read_records(path: str | os.PathLike[str], cls: type[R] | None = None) -> Iterator[R]:
@@ -257,6 +280,10 @@ class RoundDir:
     @property
     def prompts(self) -> Path:
         return self.path / "prompts.jsonl"
+
+    def marker(self, stage: str) -> Path:
+        """The runner's marker of one stage of this round (`sample`, `judge`, `export`, `train`, `eval`)."""
+        return self.path / ".stages" / f"{stage}.json"
 
 
 @dataclass(slots=True)

@@ -28,8 +28,9 @@ from thresher.config import EvalConfig
 from thresher.errors import ConfigError, UserError
 from thresher.eval.metrics import JudgedPrompt, PromptResult, selection_metrics, task_metrics
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
+from thresher.runner import run_stage
 from thresher.sampling.params import Sampler, SamplingParams
-from thresher.store import COMPLETE, RoundDir, read_json, read_records, write_json
+from thresher.store import RoundDir, read_json, read_records, write_json
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,11 @@ def default_sampler(model_path: str, cfg: EvalConfig) -> Sampler:
 
 
 def _generation_key(model_path: str, cfg: EvalConfig, seed: int) -> dict[str, Any]:
-    marker = Path(str(model_path)) / COMPLETE
+    from thresher.identity import model_identity
+
     return {
-        "model": str(model_path),
-        # a model directory trained again gets a new marker, so its old generations are not reused
-        "trained_at": marker.stat().st_mtime_ns if marker.is_file() else None,
+        # a model directory trained again has a new identity, so its old generations are not reused
+        "model": model_identity(str(model_path)),
         "k": cfg.k, "samples": cfg.args.get("samples", cfg.k), "temperature": cfg.temperature,
         "top_p": cfg.args.get("top_p", 1.0), "max_tokens": cfg.max_tokens, "seed": seed,
     }
@@ -349,6 +350,56 @@ def _load_round_prompts(round_dir: Path, given: Sequence[Prompt] | None) -> list
     return list(read_records(path, Prompt))
 
 
+class EvalStage:
+    """The runner's view of eval: one part, the round's `eval.json`."""
+
+    name = "eval"
+
+    def __init__(self, model_path: str, prompts: Sequence[Prompt], cfg: EvalConfig, round_dir: Path,
+                 sampler: Sampler | None, verifier: Any, round_verdicts: Path | None,
+                 round_candidates: Path | None, round_prompts: Sequence[Prompt] | None, seed: int):
+        self.model_path, self.prompts, self.cfg, self.seed = model_path, prompts, cfg, seed
+        self.rd = RoundDir(Path(round_dir))
+        self.marker = self.rd.marker("eval")
+        self.sampler, self.verifier = sampler, verifier
+        self.round_verdicts, self.round_candidates, self.round_prompts = round_verdicts, round_candidates, round_prompts
+
+    def parts(self) -> dict[str, Any]:
+        from thresher.identity import model_identity, plain, prompts_identity, records_identity
+
+        judged = None
+        if self.round_candidates is not None and self.round_verdicts is not None:
+            judged = {
+                "candidates": records_identity(self.round_candidates, _own(self.round_candidates, self.rd, "sample")),
+                "verdicts": records_identity(self.round_verdicts, _own(self.round_verdicts, self.rd, "judge")),
+            }
+        return {"eval": {
+            "model": model_identity(self.model_path),
+            "prompts": prompts_identity(self.prompts),
+            "config": plain(self.cfg),
+            "seed": self.seed,
+            "judged": judged,
+            "verifier": None if self.verifier is None else getattr(self.verifier, "name", type(self.verifier).__name__),
+        }}
+
+    def has_outputs(self, part: str) -> bool:
+        return self.rd.eval.exists()
+
+    def drop(self, part: str) -> None:
+        self.rd.eval.unlink(missing_ok=True)
+
+    def run(self, todo: list[str]) -> dict[str, Any]:
+        return _evaluate(self)
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        return ", ".join(f"{task} {m['pass@1']:.3f}" for task, m in sorted(summary.get("tasks", {}).items())
+                         if "pass@1" in m)
+
+
+def _own(path: Path, rd: RoundDir, stage: str) -> Path | None:
+    return rd.marker(stage) if Path(path).parent == rd.path else None
+
+
 def eval_stage(
     model_path: str,
     prompts: Sequence[Prompt],
@@ -360,6 +411,8 @@ def eval_stage(
     round_candidates: Path | None = None,
     round_prompts: Sequence[Prompt] | None = None,
     seed: int = 0,
+    progress: bool = True,
+    label: str = "eval",
 ) -> dict[str, Any]:
     """Evaluate `model_path` on `prompts` into `round_dir/eval.json`; returns what it wrote.
 
@@ -367,15 +420,23 @@ def eval_stage(
     `verifier` defaults to the oracle for each prompt's kind. With
     `round_candidates` and `round_verdicts` (files or shard directories), the
     judges of the round are scored too; the round's prompts come from
-    `round_prompts` or `round_dir/prompts.jsonl`. Skips when eval.json exists.
+    `round_prompts` or `round_dir/prompts.jsonl`. The runner skips the stage
+    when eval.json was made from the same model, prompts, settings and round
+    verdicts, and evaluates again when any of them changed.
     """
-    round_dir = Path(round_dir)
-    out_path = RoundDir(round_dir).eval
-    if out_path.is_file():
-        return read_json(out_path)
     if not prompts:
         raise UserError("eval: no prompts to evaluate on")
     _check_args(cfg)
+    stage = EvalStage(model_path, prompts, cfg, Path(round_dir), sampler, verifier, round_verdicts,
+                      round_candidates, round_prompts, seed)
+    outcome = run_stage(stage, label, quiet=not progress)
+    return read_json(stage.rd.eval) if stage.rd.eval.is_file() else outcome.summary
+
+
+def _evaluate(stage: EvalStage) -> dict[str, Any]:
+    """Generate, verify, score the judges, and write eval.json; returns a short summary for the marker."""
+    model_path, prompts, cfg, seed, round_dir = stage.model_path, stage.prompts, stage.cfg, stage.seed, stage.rd.path
+    sampler, verifier = stage.sampler, stage.verifier
     round_dir.mkdir(parents=True, exist_ok=True)
     if not (round_dir / GENERATIONS_KEY_FILE).is_file():
         for name in (GREEDY_FILE, SAMPLES_FILE):  # left by an unknown model: never reuse
@@ -388,11 +449,11 @@ def eval_stage(
     try:
         tasks, counts, examples = evaluate_prompts(sampler, prompts, cfg, round_dir, verifier, seed, cache)
         judges: dict[str, Any] = {}
-        if round_candidates is not None and round_verdicts is not None:
+        if stage.round_candidates is not None and stage.round_verdicts is not None:
             judges = judge_selection(
-                _load_round_prompts(round_dir, round_prompts),
-                list(read_records(round_candidates, Candidate)),
-                list(read_records(round_verdicts, Verdict)),
+                _load_round_prompts(round_dir, stage.round_prompts),
+                list(read_records(stage.round_candidates, Candidate)),
+                list(read_records(stage.round_verdicts, Verdict)),
                 verifier,
                 cache,
             )
@@ -414,5 +475,5 @@ def eval_stage(
         "config": {"k": cfg.k, "samples": cfg.args.get("samples", cfg.k), "temperature": cfg.temperature,
                    "max_tokens": cfg.max_tokens, "seed": seed},
     }
-    write_json(out_path, result)
-    return result
+    write_json(RoundDir(round_dir).eval, result)
+    return {"model": str(model_path), "tasks": {t: {"pass@1": m["pass@1"]} for t, m in tasks.items() if "pass@1" in m}}

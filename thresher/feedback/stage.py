@@ -7,15 +7,16 @@ provenance (which model wrote it, which judge chose it, by what rule), unless
 dedup finds it a repeat. Every removal is counted under its reason, and
 prompts where nothing passed are listed with theirs.
 
-Outputs are written to temporary files and renamed when all are done, then
-`.export_complete` records the summary and a fingerprint of the inputs and
-settings: a later call with the same fingerprint returns that summary and
-does no work; any change (new candidates, another policy) exports again.
+Outputs are written to temporary files and renamed when all are done. The
+runner (`thresher.runner`) fingerprints the export by its inputs (the
+prompt set, the candidates and verdicts, mixed-in files) and settings
+(selection, export, students, seed): the same fingerprint skips, any change
+(new verdicts, another policy or `k`) exports again, and so does everything
+downstream (training and its eval read the new fingerprint).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -36,37 +37,10 @@ from thresher.feedback.mixing import mix_files
 from thresher.feedback.options import ExportOptions, export_options
 from thresher.feedback.policies import Policy, Selection, build_policy
 from thresher.records import Prompt
-from thresher.store import read_json, write_json
-from thresher.typed import to_data
+from thresher.runner import Outcome, run_stage
+from thresher.store import RoundDir
 
-COMPLETE = ".export_complete"
 OUTPUTS = {"sft": "sft.jsonl", "critique_sft": "critique_sft.jsonl", "dpo": "dpo.jsonl"}
-
-
-def _inputs_stamp(*paths: Any) -> list[Any]:
-    """Names, sizes and mtimes of every input file: enough to notice new or changed shards."""
-    out = []
-    for path in paths:
-        if path is None:
-            continue
-        p = Path(path)
-        files = sorted(x for x in p.iterdir() if x.is_file() and not x.name.startswith(".")) if p.is_dir() else [p]
-        out += [[str(f.name), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.exists()]
-    return out
-
-
-def _fingerprint(
-    prompts: Sequence[Prompt], inputs: list[Any], selection: SelectionConfig, export: ExportConfig,
-    students: set[str], seed: int,
-) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for p in prompts:
-        h.update(p.id.encode() + b"\n")
-    blob = json.dumps(
-        [inputs, to_data(selection), to_data(export), sorted(students), seed], sort_keys=True, default=str
-    )
-    h.update(blob.encode())
-    return h.hexdigest()
 
 
 def _wanted(export: ExportConfig) -> list[str]:
@@ -205,28 +179,7 @@ class _Exporter:
         return dict(sorted(out.items()))
 
 
-def export_stage(
-    prompts: Sequence[Prompt],
-    candidates_path: str | os.PathLike[str],
-    verdicts_path: str | os.PathLike[str] | None,
-    round_dir: str | os.PathLike[str],
-    selection: SelectionConfig,
-    export: ExportConfig,
-    students: set[str],
-    seed: int = 0,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Select, pair and write this round's training data; return the summary (also in `.export_complete`).
-
-    `students` names the models whose answers are on-policy (recipe
-    `models[].role: student`). Skips all work when `.export_complete` holds
-    the same fingerprint and the outputs exist, unless `force`.
-    """
-    round_dir = Path(round_dir)
-    round_dir.mkdir(parents=True, exist_ok=True)
-    options = export_options(export)
-    policy = build_policy(selection, seed)
-    kinds = _wanted(export)
+def _check(policy: Policy, export: ExportConfig, options: ExportOptions, kinds: list[str], students: set[str]) -> None:
     if export.dpo is not None:
         if export.dpo not in DPO_RULES:
             raise ConfigError("export.dpo", f"{export.dpo!r} is not one of {', '.join(DPO_RULES)}")
@@ -240,28 +193,124 @@ def export_stage(
         if m.target not in kinds:
             raise ConfigError(f"export.args.mix[{i}].target", f"{m.target!r} is not exported this round")
 
-    inputs = _inputs_stamp(candidates_path, verdicts_path, *(s.path for m in options.mix for s in m.sources))
-    fingerprint = _fingerprint(prompts, inputs, selection, export, students, seed)
-    marker = round_dir / COMPLETE
-    outputs = {k: round_dir / OUTPUTS[k] for k in kinds}
-    if not force and marker.is_file():
-        old = read_json(marker)
-        if old.get("fingerprint") == fingerprint and all(p.is_file() for p in outputs.values()):
-            return {**old, "skipped": True}
-    marker.unlink(missing_ok=True)
+
+class ExportStage:
+    """The runner's view of export: one part, every output file of the round's training data."""
+
+    name = "export"
+
+    def __init__(
+        self, prompts: Sequence[Prompt], candidates_path: Path, verdicts_path: Path | None, round_dir: Path,
+        selection: SelectionConfig, export: ExportConfig, students: set[str], seed: int,
+    ):
+        self.prompts = prompts
+        self.candidates_path, self.verdicts_path = Path(candidates_path), verdicts_path
+        self.round_dir = round_dir
+        self.marker = RoundDir(round_dir).marker("export")
+        self.selection, self.export, self.students, self.seed = selection, export, students, seed
+        self.options = export_options(export)
+        self.policy = build_policy(selection, seed)
+        self.kinds = _wanted(export)
+        _check(self.policy, export, self.options, self.kinds, students)
+
+    def parts(self) -> dict[str, Any]:
+        from thresher.identity import plain, prompts_identity, records_identity
+
+        rd = RoundDir(self.round_dir)
+        inputs = {
+            "prompts": prompts_identity(self.prompts),
+            "candidates": records_identity(self.candidates_path, _own(self.candidates_path, self.round_dir, rd.marker("sample"))),
+            "verdicts": None if self.verdicts_path is None else records_identity(
+                self.verdicts_path, _own(Path(self.verdicts_path), self.round_dir, rd.marker("judge"))),
+            "mixed_in": {str(s.path): records_identity(s.path) for m in self.options.mix for s in m.sources},
+        }
+        settings = {"selection": plain(self.selection), "export": plain(self.export),
+                    "students": sorted(self.students), "seed": self.seed}
+        return {"export": {**inputs, **settings}}
+
+    def has_outputs(self, part: str) -> bool:
+        return any((self.round_dir / name).exists() for name in OUTPUTS.values())
+
+    def drop(self, part: str) -> None:
+        for name in OUTPUTS.values():
+            (self.round_dir / name).unlink(missing_ok=True)
+
+    def run(self, todo: list[str]) -> dict[str, Any]:
+        return _export(self)
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        return ", ".join(f"{x['rows']} {kind} rows" for kind, x in sorted(summary["exports"].items()))
+
+
+def _own(path: Path, round_dir: Path, marker: Path) -> Path | None:
+    """The round's stage marker, when `path` is that round's own output (else its bytes identify it)."""
+    return marker if path.parent == round_dir else None
+
+
+def export_stage(
+    prompts: Sequence[Prompt],
+    candidates_path: str | os.PathLike[str],
+    verdicts_path: str | os.PathLike[str] | None,
+    round_dir: str | os.PathLike[str],
+    selection: SelectionConfig,
+    export: ExportConfig,
+    students: set[str],
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    label: str = "export",
+) -> dict[str, Any]:
+    """Select, pair and write this round's training data; return the summary (also in the stage marker).
+
+    `students` names the models whose answers are on-policy (recipe
+    `models[].role: student`). Skips all work when the marker holds the same
+    fingerprint and the outputs exist, unless `force`.
+    """
+    return export_outcome(prompts, candidates_path, verdicts_path, round_dir, selection, export, students, seed,
+                          force, progress, label).summary
+
+
+def export_outcome(
+    prompts: Sequence[Prompt],
+    candidates_path: str | os.PathLike[str],
+    verdicts_path: str | os.PathLike[str] | None,
+    round_dir: str | os.PathLike[str],
+    selection: SelectionConfig,
+    export: ExportConfig,
+    students: set[str],
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+    label: str = "export",
+) -> Outcome:
+    """`export_stage`, returning the runner's outcome."""
+    round_dir = Path(round_dir)
+    round_dir.mkdir(parents=True, exist_ok=True)
+    stage = ExportStage(prompts, Path(candidates_path), None if verdicts_path is None else Path(verdicts_path),
+                        round_dir, selection, export, students, seed)
+    if force:
+        stage.marker.unlink(missing_ok=True)
+        stage.drop("export")
+    return run_stage(stage, label, quiet=not progress)
+
+
+def _export(stage: ExportStage) -> dict[str, Any]:
+    """The export itself: one streaming pass over the round's prompt groups, then mixing and renames."""
+    round_dir, options, kinds, policy = stage.round_dir, stage.options, stage.kinds, stage.policy
+    prompts, export, seed = stage.prompts, stage.export, stage.seed
     for stale in round_dir.glob(".export-groups-*"):  # left by an export that was killed
         shutil.rmtree(stale, ignore_errors=True)
 
     from tqdm import tqdm
 
     stats = GroupingStats()
-    ex = _Exporter(round_dir, kinds, policy, export, options, students, seed)
+    ex = _Exporter(round_dir, kinds, policy, export, options, stage.students, seed)
     try:
         with ExitStack() as stack:
             ex.files = {k: stack.enter_context(open(p, "w", encoding="utf-8")) for k, p in ex.tmp.items()}
             bar = stack.enter_context(tqdm(total=len(prompts), desc="export", unit="prompt", disable=None))
             for groups in group_by_prompt(
-                prompts, candidates_path, verdicts_path, round_dir, stats,
+                prompts, stage.candidates_path, stage.verdicts_path, round_dir, stats,
                 bucket_bytes=max(1, int(options.bucket_mb * 1024 * 1024)), on_partitioned=ex.on_partitioned,
             ):
                 ex.batch(groups, stats)
@@ -270,7 +319,7 @@ def export_stage(
     except BaseException:
         ex.discard()
         raise
-    summary = _summary(prompts, stats, ex, policy, export, seed, fingerprint)
+    summary = _summary(prompts, stats, ex, policy, export, seed)
     mixes = {}
     for m in options.mix:
         own = ex.tmp[m.target]
@@ -283,14 +332,12 @@ def export_stage(
     if mixes:
         summary["mix"] = mixes
     for k in kinds:
-        os.replace(ex.tmp[k], outputs[k])
-    write_json(marker, summary)
+        os.replace(ex.tmp[k], round_dir / OUTPUTS[k])
     return summary
 
 
 def _summary(
-    prompts: Sequence[Prompt], stats: GroupingStats, ex: _Exporter, policy: Policy, export: ExportConfig,
-    seed: int, fingerprint: str,
+    prompts: Sequence[Prompt], stats: GroupingStats, ex: _Exporter, policy: Policy, export: ExportConfig, seed: int
 ) -> dict[str, Any]:
     no_pass = dict(ex.no_pass)
     for p in prompts:
@@ -328,5 +375,4 @@ def _summary(
         },
         "exports": exports,
         "tasks": {t: dict(sorted(c.items())) for t, c in sorted(ex.tasks.items())},
-        "fingerprint": fingerprint,
     }

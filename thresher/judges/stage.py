@@ -1,14 +1,19 @@
 """The judging stage of a round: every judge's verdict on every candidate, resumable.
 
-All judges write into one shard directory (`round_<k>/verdicts/`), told apart
-by `Verdict.judge`. Work goes in chunks of prompts, each chunk's verdicts
-written and flushed together, so a kill loses at most the chunk in flight.
-Starting again reads which (judge, candidate) pairs already have a verdict
-and judges only prompts with a missing one; a prompt is always judged with
-all its candidates (a listwise judge needs them together) but only missing
-verdicts are written, so none is duplicated. A finished stage writes
-`.complete` with its summary, and a later call with the same judges and
-candidates returns that summary without loading a model.
+Each judge is one *part* of the stage: its verdicts live in
+`verdicts/shard-<judge>-*.jsonl`, fingerprinted by the judge's type and
+arguments (with the identity of any model they name), the candidate set and
+the prompt set. The runner (`thresher.runner`) skips a judge whose
+fingerprint is unchanged, resumes one a kill interrupted, and drops and
+re-judges only a judge whose arguments changed (another reward model,
+another LLM-judge mode or language): an old verdict is never returned for a
+new request.
+
+Work goes in chunks of prompts through an executor (in process, or actors
+and CPU tasks on a Ray cluster), each chunk's verdicts written and flushed
+as it arrives, so a kill loses at most the chunks in flight. A prompt is
+always judged with all its candidates (a listwise judge needs them together)
+but only missing verdicts are written, so none is duplicated.
 
 Summary, per judge: verdicts, errors (with a few examples), correct /
 incorrect counts, verdicts with no opinion, the mean score, and for pairwise
@@ -18,18 +23,23 @@ was swapped).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from thresher.config import JudgeConfig
 from thresher.errors import UserError
+from thresher.executors import ChunkTask, Executor, LocalExecutor, Resources
 from thresher.judges.base import Judge, close_judge
 from thresher.records import Candidate, Prompt, Verdict
-from thresher.store import ShardedJsonl, read_records
+from thresher.runner import Outcome, run_stage
+from thresher.store import RoundDir, ShardedJsonl, read_records
 
 DEFAULT_CHUNK = 128
 """Prompts per `judge` call: enough for batched scoring, little to redo after a kill."""
@@ -102,6 +112,160 @@ def _check_output(judge: Judge, chunk_cands: list[list[Candidate]], out: list[li
                 )
 
 
+@dataclass(slots=True)
+class JudgeChunk:
+    """Prompts to judge together, each with all its candidates."""
+
+    prompts: list[Prompt]
+    candidates: list[list[Candidate]]
+
+
+def judge_chunk(judge: Judge, chunk: JudgeChunk) -> list[Verdict]:
+    """One chunk's verdicts, checked against the candidates: what an executor's worker runs."""
+    out = judge.judge(chunk.prompts, chunk.candidates)
+    _check_output(judge, chunk.candidates, out)
+    return [v for row in out for v in row]
+
+
+CPU_JUDGES = frozenset({"math", "code"})
+"""Judge types that are CPU work (spread as tasks on a cluster) rather than a model held by an actor."""
+
+
+def judge_task(spec: JudgeConfig | Judge, path: str) -> ChunkTask[Any, JudgeChunk, list[Verdict]]:
+    """The executor task of one judge: build it once per replica (or use the object given)."""
+    from thresher.judges.registry import build_judge
+
+    if not isinstance(spec, JudgeConfig):
+        return ChunkTask(f"judge {spec.name}", partial(_given, spec), judge_chunk, None, Resources(), "model")
+    kind = "cpu" if spec.type in CPU_JUDGES else "model"
+    return ChunkTask(f"judge {_judge_name(spec)}", partial(build_judge, spec, path), judge_chunk, close_judge,
+                     spec.resources, kind)
+
+
+def _given(judge: Judge) -> Judge:
+    return judge
+
+
+def judge_components(spec: JudgeConfig | Judge) -> dict[str, Any]:
+    """What one judge's verdicts depend on: its type, arguments and the models those arguments name."""
+    from thresher.identity import model_identity, plain
+
+    if not isinstance(spec, JudgeConfig):
+        return {"object": type(spec).__name__, "name": spec.name, "config": plain(getattr(spec, "config", None))}
+    args = plain(spec.args)
+    models = {}
+    for key, value in _strings(args):
+        if os.path.isdir(os.path.expanduser(value)):
+            models[key] = model_identity(value)
+    return {"type": spec.type, "args": args, "models": models}
+
+
+def _strings(value: Any, path: str = "args") -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in _strings(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [x for i, v in enumerate(value) for x in _strings(v, f"{path}[{i}]")]
+    return []
+
+
+class JudgeStage:
+    """The runner's view of judging: one part per judge."""
+
+    name = "judge"
+
+    def __init__(
+        self,
+        prompts: list[Prompt],
+        candidates_path: Path,
+        judges: list[JudgeConfig] | list[Judge],
+        out_dir: Path,
+        marker: Path,
+        progress: bool = True,
+        chunk_size: int = DEFAULT_CHUNK,
+        executor: Executor | None = None,
+        candidates_marker: Path | None = None,
+    ):
+        if chunk_size < 1:
+            raise UserError(f"chunk_size: must be at least 1, got {chunk_size}")
+        self.names = [_judge_name(j) for j in judges]
+        for i, n in enumerate(self.names):
+            if self.names.index(n) != i:
+                raise UserError(f"judges[{i}]: duplicate judge name {n!r}; give each judge its own name")
+        self.prompts, self.judges = prompts, judges
+        self.candidates_path = Path(candidates_path)
+        self.candidates_marker = candidates_marker
+        self.marker = marker
+        self.progress = progress
+        self.chunk_size = chunk_size
+        self.executor = executor or LocalExecutor()
+        self.store: ShardedJsonl[Verdict] = ShardedJsonl(out_dir, Verdict)
+        self.seconds = 0.0
+
+    def parts(self) -> dict[str, Any]:
+        from thresher.identity import prompts_identity, records_identity
+
+        common = {
+            "prompts": prompts_identity(self.prompts),
+            "candidates": records_identity(self.candidates_path, self.candidates_marker),
+        }
+        return {n: {**common, "judge": judge_components(j)} for n, j in zip(self.names, self.judges)}
+
+    def has_outputs(self, part: str) -> bool:
+        return bool(self.store.shard_paths(part)) or (self.store.dir.is_dir() and not self._any_candidates())
+
+    def _any_candidates(self) -> bool:
+        return any(True for _ in read_records(self.candidates_path, Candidate)) if self.candidates_path.exists() else False
+
+    def drop(self, part: str) -> None:
+        self.store.drop(part)
+
+    def run(self, todo: list[str]) -> dict[str, Any]:
+        candidates = list(read_records(self.candidates_path, Candidate))
+        by_prompt = group_candidates(self.prompts, candidates, self.candidates_path)
+        owned = {p for n in self.names for p in self.store.shard_paths(n)}
+        for path in self.store.shard_paths():  # verdicts of no judge of this stage (an older layout)
+            if path not in owned:
+                path.unlink()
+        todo_prompts = [p for p in self.prompts if by_prompt.get(p.id)]
+        start = time.perf_counter()
+        for i, (name, spec) in enumerate(zip(self.names, self.judges)):
+            if name in todo:
+                self._judge(name, spec, f"judges[{i}]", todo_prompts, by_prompt)
+        self.seconds = time.perf_counter() - start
+        wanted = {c.id for c in candidates}
+        verdicts = [v for v in self.store.unique(lambda v: (v.judge, v.candidate_id)) if v.candidate_id in wanted]
+        summary = summarize(verdicts, self.names, len(todo_prompts), len(candidates))
+        summary["this_run"] = {"seconds": round(self.seconds, 3)}
+        return summary
+
+    def _judge(self, name: str, spec: Any, path: str, prompts: list[Prompt], by_prompt: dict[str, list[Candidate]]) -> None:
+        have = {v.candidate_id for p in self.store.shard_paths(name) for v in ShardedJsonl.read_shard(p, Verdict)}
+        work = [p for p in prompts if any(c.id not in have for c in by_prompt[p.id])]
+        if not work:
+            return
+        chunks = [
+            JudgeChunk(work[s : s + self.chunk_size], [by_prompt[p.id] for p in work[s : s + self.chunk_size]])
+            for s in range(0, len(work), self.chunk_size)
+        ]
+        bar = _bar(name, sum(len(by_prompt[p.id]) for p in work), self.progress)
+        try:
+            with self.store.writer(name) as writer:
+                for chunk, verdicts in self.executor.map(judge_task(spec, path), chunks):
+                    new = [v for v in verdicts if v.candidate_id not in have]
+                    writer.write_many(new)
+                    have.update(v.candidate_id for v in new)
+                    if bar is not None:
+                        bar.update(sum(len(cs) for cs in chunk.candidates))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def describe(self, summary: dict[str, Any]) -> str:
+        return format_summary(summary)
+
+
 def judge_stage(
     prompts: list[Prompt],
     candidates_dir: Path,
@@ -110,66 +274,43 @@ def judge_stage(
     progress: bool = True,
     *,
     chunk_size: int = DEFAULT_CHUNK,
+    marker: Path | None = None,
+    candidates_marker: Path | None = None,
+    executor: Executor | None = None,
+    label: str = "judge",
 ) -> dict[str, Any]:
     """Judge every candidate in `candidates_dir` (a shard dir or a JSONL file) with every judge; return the summary.
 
     `judges` are recipe configs (built here, one at a time, and closed after
     their turn so two models never share a GPU) or ready Judge objects (left
-    open for the caller).
+    open for the caller). `marker` defaults to the round's (`out_dir` is a
+    round's `verdicts/`).
     """
-    from thresher.judges.registry import build_judge
+    return judge_outcome(prompts, candidates_dir, judges, out_dir, progress, chunk_size=chunk_size, marker=marker,
+                         candidates_marker=candidates_marker, executor=executor, label=label).summary
 
-    if chunk_size < 1:
-        raise UserError(f"chunk_size: must be at least 1, got {chunk_size}")
-    names = [_judge_name(j) for j in judges]
-    for i, n in enumerate(names):
-        if names.index(n) != i:
-            raise UserError(f"judges[{i}]: duplicate judge name {n!r}; give each judge its own name")
+
+def judge_outcome(
+    prompts: list[Prompt],
+    candidates_dir: Path,
+    judges: list[JudgeConfig] | list[Judge],
+    out_dir: Path,
+    progress: bool = True,
+    *,
+    chunk_size: int = DEFAULT_CHUNK,
+    marker: Path | None = None,
+    candidates_marker: Path | None = None,
+    executor: Executor | None = None,
+    label: str = "judge",
+) -> Outcome:
+    """`judge_stage`, returning the runner's outcome (which judges ran, were skipped or recomputed)."""
     out_dir = Path(out_dir)
-    store: ShardedJsonl[Verdict] = ShardedJsonl(out_dir, Verdict)
-    candidates = list(read_records(candidates_dir, Candidate))
-    if store.complete:
-        done = store.summary()
-        if set(names) <= set(done.get("judges", {})) and done.get("candidates") == len(candidates):
-            return done
-    by_prompt = group_candidates(prompts, candidates, candidates_dir)
-    todo_prompts = [p for p in prompts if by_prompt.get(p.id)]
-    have = {(v.judge, v.candidate_id) for v in store}
-    start = time.perf_counter()
-    with store.writer() as writer:
-        for i, spec in enumerate(judges):
-            name = names[i]
-            work = [p for p in todo_prompts if any((name, c.id) not in have for c in by_prompt[p.id])]
-            if not work:
-                continue
-            built = isinstance(spec, JudgeConfig)
-            judge = build_judge(spec, f"judges[{i}]") if built else spec
-            total = sum(len(by_prompt[p.id]) for p in work)
-            bar = _bar(name, total, progress)
-            try:
-                for s in range(0, len(work), chunk_size):
-                    chunk = work[s : s + chunk_size]
-                    chunk_cands = [by_prompt[p.id] for p in chunk]
-                    out = judge.judge(chunk, chunk_cands)
-                    _check_output(judge, chunk_cands, out)
-                    new = [v for row in out for v in row if (name, v.candidate_id) not in have]
-                    writer.write_many(new)
-                    have.update((name, v.candidate_id) for v in new)
-                    if bar is not None:
-                        bar.update(sum(len(cs) for cs in chunk_cands))
-            finally:
-                if bar is not None:
-                    bar.close()
-                if built:
-                    close_judge(judge)
-    wanted = {c.id for c in candidates}
-    verdicts = [v for v in store.unique(lambda v: (v.judge, v.candidate_id)) if v.candidate_id in wanted]
-    summary = summarize(verdicts, names, len(todo_prompts), len(candidates))
-    summary["seconds"] = round(time.perf_counter() - start, 3)
-    store.mark_complete(summary)
-    if progress:
-        print(format_summary(summary), file=sys.stderr)
-    return summary
+    rd = RoundDir(out_dir.parent)
+    if candidates_marker is None and Path(candidates_dir).parent == rd.path:
+        candidates_marker = rd.marker("sample")
+    stage = JudgeStage(prompts, Path(candidates_dir), judges, out_dir, marker or rd.marker("judge"),
+                       progress, chunk_size, executor, candidates_marker)
+    return run_stage(stage, label, quiet=not progress)
 
 
 def _bar(name: str, total: int, enabled: bool) -> Any:
