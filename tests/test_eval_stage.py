@@ -100,18 +100,24 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
         assert broken["coverage"] == 0.0 and broken["selection_lift"] == 0.0 and broken["errors"] == 16.0
     assert -1.0 <= judges["random_rm"]["addition"]["selection_lift"] <= 1.0
 
-    # finished: skipped without building a sampler for a model that does not exist
-    assert eval_stage("no/such-model", prompts, cfg, round_dir) == result
+    # finished: the same request is skipped without asking the sampler for anything
+    class Untouchable:
+        name = "untouchable"
+
+        def sample(self, prompts, params):
+            raise AssertionError("a finished eval must not sample")
+
+    same = dict(round_candidates=round_dir / "candidates", round_verdicts=round_dir / "verdicts.jsonl")
+    assert eval_stage(str(sevens), prompts, cfg, round_dir, sampler=Untouchable(), **same) == result
     # killed after generating: the generations on disk are reused (the sampler here, over the random
     # model, would answer differently) ...
     (round_dir / "eval.json").unlink()
     random_sampler = HFSampler(str(tiny_lm), "random")
-    again = eval_stage(str(sevens), prompts, cfg, round_dir, sampler=random_sampler)
+    again = eval_stage(str(sevens), prompts, cfg, round_dir, sampler=random_sampler, **same)
     assert again["tasks"]["addition"] == result["tasks"]["addition"]
     assert again["tasks"]["subtraction"] == result["tasks"]["subtraction"]
-    # ... but never for another model
-    (round_dir / "eval.json").unlink()
-    other = eval_stage(str(tiny_lm), prompts, cfg, round_dir, sampler=random_sampler)
+    # ... but never for another model, whose numbers replace the old ones (never reported under its name)
+    other = eval_stage(str(tiny_lm), prompts, cfg, round_dir, sampler=random_sampler, **same)
     fresh = [json.loads(line)["text"] for line in (round_dir / GREEDY_FILE).read_text().splitlines()]
     assert any(t.strip() != "7" for t in fresh)
     assert other["model"] == str(tiny_lm) and other["tasks"] != result["tasks"]
@@ -141,8 +147,8 @@ def test_eval_command(tiny_lm, tmp_path, capsys):
     prompts_file = tmp_path / "prompts.jsonl"
     write_jsonl(prompts_file, _prompts())
     out = tmp_path / "round_0"
-    assert main(["eval", "--model", str(tiny_lm), "--prompts", str(prompts_file), "--out", str(out),
-                 "--k", "1", "--max-tokens", "4", "--backend", "hf"]) == 0
+    assert main(["eval", "--model", str(tiny_lm), "--prompts", str(prompts_file), "--run", str(tmp_path),
+                 "--round", "0", "--k", "1", "--max-tokens", "4", "--backend", "hf"]) == 0
     result = json.loads((out / "eval.json").read_text())
     assert set(result["tasks"]) == {"addition", "subtraction"}
     assert result["counts"]["addition"]["prompts"] == 4

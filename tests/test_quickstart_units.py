@@ -107,8 +107,10 @@ def _metrics(run: Path, values: dict[int, dict[str, float]], sft_rows: dict[int,
         for r, tasks in values.items() for t, v in tasks.items() for m in ("pass@1", "pass@4")
     ])
     for r, n in sft_rows.items():
-        (run / f"round_{r}").mkdir()
-        (run / f"round_{r}" / ".export_complete").write_text(f'{{"exports": {{"sft": {{"rows": {n}}}}}}}')
+        (run / f"round_{r}" / ".stages").mkdir(parents=True)
+        (run / f"round_{r}" / ".stages" / "export.json").write_text(
+            f'{{"version": 1, "finished": true, "parts": {{}}, "summary": {{"exports": {{"sft": {{"rows": {n}}}}}}}}}'
+        )
 
 
 def test_comparison_reports_gains_and_margins_per_task(tmp_path):

@@ -47,11 +47,11 @@ def test_sigkill_then_rerun_gives_prompts_times_sum_n_without_duplicates(tiny_lm
         "0",
         "--chunk-size",
         "1",
-        "--out",
+        "--run",
         str(run),
-        "--no-progress",
+        "--quiet",
     ]
-    first_shard = run / "candidates" / "shard-00000.jsonl"
+    first_shard = run / "round_1" / "candidates" / "shard-teacher-00000.jsonl"
     # One thread per process: small generate calls on a busy machine otherwise wait on OpenMP barriers.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -69,12 +69,12 @@ def test_sigkill_then_rerun_gives_prompts_times_sum_n_without_duplicates(tiny_lm
     done_before = {parse_line(line, first_shard, 0, Candidate).id for line in whole.decode().splitlines()}
     expected = 12 * (2 + 2)
     assert 4 <= len(done_before) < expected  # killed midway, after some chunks were durable
-    assert not (run / "candidates" / ".complete").exists()
+    assert not json.loads((run / "round_1" / ".stages" / "sample.json").read_text())["finished"]
 
     again = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr
 
-    cands = list(ShardedJsonl(run / "candidates", Candidate))
+    cands = list(ShardedJsonl(run / "round_1" / "candidates", Candidate))
     ids = [c.id for c in cands]
     assert len(ids) == expected
     assert len(set(ids)) == expected
@@ -82,6 +82,7 @@ def test_sigkill_then_rerun_gives_prompts_times_sum_n_without_duplicates(tiny_lm
     # The shard written before the kill is untouched (only a torn last line may have been cut) ...
     assert first_shard.read_bytes() == whole
     # ... and the rerun wrote only what was missing, into new shards.
-    later = [c.id for c in cands][len(done_before) :]
-    assert set(later).isdisjoint(done_before)
-    assert json.loads((run / "candidates" / ".complete").read_text())["candidates"] == expected
+    later = [c.id for c in cands if c.id not in done_before]
+    assert len(later) == expected - len(done_before)
+    marker = json.loads((run / "round_1" / ".stages" / "sample.json").read_text())
+    assert marker["finished"] and marker["summary"]["candidates"] == expected

@@ -227,18 +227,21 @@ def test_cli_hf_run_and_rerun(tiny_lm: Path, tmp_path: Path):
         "hf",
         "--max-tokens",
         "4",
-        "--out",
+        "--run",
         str(tmp_path / "run"),
     ]
     r = _cli(*args)
     assert r.returncode == 0, r.stderr
-    assert "sampled 12 candidates for 3 prompts" in r.stderr
-    cands = _read(tmp_path / "run" / "candidates")
+    assert "sample: done in" in r.stderr and "12 candidates for 3 prompts" in r.stderr
+    cands = _read(tmp_path / "run" / "round_1" / "candidates")
     assert Counter(c.model for c in cands) == {"t": 6, "lm": 6}
-    assert (tmp_path / "run" / "prompts.jsonl").read_text().count("\n") == 3
+    assert (tmp_path / "run" / "round_1" / "prompts.jsonl").read_text().count("\n") == 3
     again = _cli(*args)
     assert again.returncode == 0 and "sample t" not in again.stderr  # complete: no model loaded
-    assert len(_read(tmp_path / "run" / "candidates")) == 12
+    assert "sample: complete already, skipped" in again.stderr
+    assert len(_read(tmp_path / "run" / "round_1" / "candidates")) == 12
+    hotter = _cli(*args, "--temperature", "0.5")  # another request: resampled, and said so
+    assert hotter.returncode == 0 and "sampling.temperature: 1.0 -> 0.5" in hotter.stderr
 
 
 @pytest.mark.slow

@@ -48,7 +48,8 @@ def checkpoint_hash(directory: Path) -> str | None:
         return None
     stats = []
     for f in sorted(directory.rglob("*")):
-        if f.is_file() and f.suffix in _WEIGHT_SUFFIXES and "checkpoints" not in f.relative_to(directory).parts:
+        inner = f.relative_to(directory).parts
+        if f.is_file() and f.suffix in _WEIGHT_SUFFIXES and "checkpoints" not in inner and ".stages" not in inner:
             st = f.stat()
             stats.append([str(f.relative_to(directory)), st.st_size, st.st_mtime_ns])
     config = directory / "config.json"

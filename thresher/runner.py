@@ -146,6 +146,12 @@ def stage_fingerprint(marker: Path) -> str | None:
     return data.get("fingerprint")
 
 
+def stage_summary(marker: Path) -> dict[str, Any] | None:
+    """The summary a finished stage recorded (export kept / dropped counts, sampling totals), or None."""
+    data = read_marker(marker)
+    return data.get("summary") if data.get("finished") else None
+
+
 def _say_default(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

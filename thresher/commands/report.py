@@ -17,9 +17,13 @@ HELP = "per-task table, regression warnings, report.html and curves.png for a ru
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory (<out_dir>/<recipe name>)")
+    parser.add_argument("run_dir", nargs="?", metavar="RUN", help="a run directory (<out_dir>/<recipe name>)")
+    parser.add_argument("--run", dest="run_flag", metavar="RUN", help="the run directory (same as the positional RUN)")
     parser.add_argument("--metric", default="pass@1", help="metric shown in the terminal table (default pass@1)")
     parser.add_argument("--threshold", type=float, help="regression threshold (default: the recipe's, else 0.02)")
+    from thresher.commands.common import add_output_arguments
+
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from thresher.eval.report import print_table, read_metrics, write_report
     from thresher.store import RunDir
 
-    run_dir = RunDir(args.run_dir)
+    if args.run_dir and args.run_flag and args.run_dir != args.run_flag:
+        raise UserError("the run is named twice (RUN and --run); give one")
+    if not (args.run_dir or args.run_flag):
+        raise UserError("give the run directory: thresher report RUN (or --run RUN)")
+    run_dir = RunDir(args.run_dir or args.run_flag)
     if not run_dir.path.is_dir():
         raise UserError(f"{run_dir.path}: no such run directory")
     if not read_metrics(run_dir.path):

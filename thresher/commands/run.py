@@ -25,22 +25,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a recipe value, e.g. --set rounds=2 --set models[0].n=8",
     )
     parser.add_argument("--dry-run", action="store_true", help="check the recipe and print it resolved; run nothing")
+    parser.add_argument("--executor", choices=["local", "ray"], help="where chunks run (default: the recipe's executor)")
+    from thresher.commands.common import add_output_arguments
+
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from thresher.commands.common import setup_logging
     from thresher.config import load_recipe
     from thresher.typed import to_data
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    setup_logging(args)
+    overrides = list(args.overrides) + ([f"executor.type={args.executor}"] if args.executor else [])
+    recipe = load_recipe(args.recipe, overrides)
     if args.dry_run:
         yaml.safe_dump(to_data(recipe), sys.stdout, sort_keys=False, allow_unicode=True)
         _check_prompts(recipe)
         return 0
     from thresher.rounds import run_recipe
 
-    run_recipe(recipe)
+    run_recipe(recipe, progress=not args.quiet)
     return 0
 
 

@@ -1,79 +1,57 @@
 """Sample N candidate answers per prompt from one or more models (teachers and students).
 
-Candidates go to OUT/candidates/ as JSONL shards (one Candidate per line,
-recording the model that wrote it); the prompts are copied to
-OUT/prompts.jsonl for the judging stage. The run is resumable: after a crash
-or a kill, the same command samples only what is missing, and a finished run
-is skipped.
+Candidates go to RUN/round_K/candidates/ as JSONL shards (one Candidate per
+line, recording the model that wrote it); the prompts are copied to
+RUN/round_K/prompts.jsonl for the judging stage. The run is resumable: after
+a crash or a kill, the same command samples only what is missing; an
+unchanged rerun is skipped; a changed request (another checkpoint,
+temperature or n for a model) resamples that model and says so.
 
 Examples:
-    thresher sample --prompts prompts.jsonl --model ./my-model --n 4 --backend hf --out runs/try/round_1
+    thresher sample --prompts prompts.jsonl --model ./my-model --n 4 --backend hf --run runs/try
     thresher sample --prompts prompts.jsonl --model teacher=Qwen/Qwen2.5-7B-Instruct --student ./ckpt \\
-        --n 8 --backend vllm --temperature 0.8 --out runs/try/round_1
+        --n 8 --backend vllm --temperature 0.8 --run runs/try --round 1
     thresher sample --prompts prompts.jsonl --model gpt-4o-mini --backend openai \\
-        --base-url https://api.openai.com/v1 --n 2 --out runs/try/round_1
+        --base-url https://api.openai.com/v1 --n 2 --run runs/try
     thresher sample --recipe recipes/quickstart.yaml          # the recipe's models and train prompts
+    thresher sample --recipe recipes/quickstart.yaml --executor ray --set models[0].resources.replicas=2
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 HELP = "sample N answers per prompt from teachers and students (vllm, hf, openai; resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thresher.commands.common import add_output_arguments, add_recipe_arguments, add_run_arguments
+
     src = parser.add_argument_group("what to sample")
     src.add_argument("--prompts", metavar="FILE.jsonl", help="Prompt records, one JSON object per line")
     src.add_argument(
-        "--recipe",
-        metavar="RECIPE.yaml",
-        help="take models and train prompts from a recipe (--prompts still overrides the prompts)",
-    )
-    src.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set models[0].n=8",
-    )
-    src.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="[NAME=]PATH_OR_ID",
+        "--model", action="append", default=[], metavar="[NAME=]PATH_OR_ID",
         help="a teacher: local directory, hub id, or served model name (backend openai); repeatable",
     )
     src.add_argument(
-        "--student",
-        action="append",
-        default=[],
-        metavar="[NAME=]PATH_OR_ID",
+        "--student", action="append", default=[], metavar="[NAME=]PATH_OR_ID",
         help="like --model, with role student; repeatable",
     )
-    src.add_argument(
-        "--out",
-        metavar="RUN_DIR",
-        help="where candidates/ and prompts.jsonl go (a recipe's default: <out_dir>/<name>/round_1)",
-    )
+    add_recipe_arguments(parser, "models and train prompts (--prompts still overrides the prompts)")
+    add_run_arguments(parser, "round to sample into (default: 1)")
 
     how = parser.add_argument_group("how to sample (for --model / --student)")
-    how.add_argument("--backend", choices=["vllm", "hf", "openai"], default="vllm")
-    how.add_argument("--n", type=int, default=4, help="candidates per prompt from each model (default 4)")
+    how.add_argument("--backend", choices=["vllm", "hf", "openai"], default="vllm", help="sampler backend")
+    how.add_argument("--n", type=int, default=4, help="candidates per prompt from each model")
     how.add_argument("--temperature", type=float, default=1.0, help="0 means greedy")
-    how.add_argument("--top-p", type=float, default=1.0)
-    how.add_argument("--max-tokens", type=int, default=512)
+    how.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling")
+    how.add_argument("--max-tokens", type=int, default=512, help="longest answer in tokens")
     how.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string; repeatable")
-    how.add_argument("--seed", type=int, default=None)
+    how.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
     how.add_argument("--base-url", help="OpenAI-compatible server URL (backend openai)")
     how.add_argument(
-        "--model-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
         help="backend option, value parsed as YAML: dtype=float32, tensor_parallel_size=2, "
         "batch_size=64 (hf), max_concurrency=32 (openai); repeatable",
     )
@@ -82,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--chunk-size", type=int, default=None, help="prompts per sampling call and per durable write (default 256)"
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar or summary line")
+    run.add_argument("--executor", choices=["local", "ray"], help="where chunks run (default: the recipe's, else local)")
+    add_output_arguments(parser)
 
 
 def _split_name(spec: str) -> tuple[str | None, str]:
@@ -155,20 +134,22 @@ def _cli_models(args: argparse.Namespace) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from thresher.config import load_recipe
+    from thresher.commands.common import executor_for, locked, resolve, setup_logging
     from thresher.errors import UserError
     from thresher.records import Prompt, read_jsonl, write_jsonl
     from thresher.sampling.stage import DEFAULT_CHUNK, sample_stage
 
-    recipe = load_recipe(args.recipe, args.overrides) if args.recipe else None
-    if recipe is not None and (args.model or args.student):
+    setup_logging(args)
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UserError(f"--chunk-size: must be at least 1, got {args.chunk_size}")
+    where = resolve(args, default_round=1)
+    recipe = where.recipe
+    explicit = bool(args.model or args.student)
+    if explicit and args.recipe:
         raise UserError("--model / --student and --recipe both name models; use one of them")
-    if recipe is None and args.overrides:
-        raise UserError("--set needs --recipe")
-    models = recipe.models if recipe is not None else _cli_models(args)
+    models = _cli_models(args) if explicit else (recipe.models if recipe is not None else [])
     if not models:
         raise UserError("no model to sample from: give --model PATH (repeatable) or --recipe RECIPE.yaml")
-
     if args.prompts:
         prompts = list(read_jsonl(args.prompts, Prompt))
     elif recipe is not None:
@@ -179,15 +160,20 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("no prompts: give --prompts FILE.jsonl or --recipe RECIPE.yaml")
     if not prompts:
         raise UserError(f"{args.prompts or args.recipe}: no prompts to sample")
+    from dataclasses import replace
 
-    if args.out:
-        out = Path(args.out)
-    elif recipe is not None:
-        out = recipe.run_dir / "round_1"
-    else:
-        raise UserError("--out RUN_DIR is required (candidates go to RUN_DIR/candidates/)")
-    sample_stage(
-        prompts, models, out / "candidates", progress=not args.no_progress, chunk_size=args.chunk_size or DEFAULT_CHUNK
-    )
-    write_jsonl(out / "prompts.jsonl", prompts)
+    from thresher.models import resolve_model_path
+
+    models = [replace(m, path=resolve_model_path(m.path)) if m.backend != "openai" else m for m in models]
+    with locked(where):
+        where.round.mkdir(parents=True, exist_ok=True)
+        write_jsonl(where.round / "prompts.jsonl", prompts)
+        executor = executor_for(args, recipe)
+        try:
+            sample_stage(
+                prompts, models, where.round / "candidates", progress=not args.quiet,
+                chunk_size=args.chunk_size or DEFAULT_CHUNK, executor=executor,
+            )
+        finally:
+            executor.close()
     return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from thresher.config import Recipe, SelectionConfig, load_recipe
 from thresher.records import read_jsonl
+from thresher.runner import stage_summary
 from thresher.store import RunDir, read_json
 
 RECIPE = Path(__file__).with_name("quickstart.yaml")
@@ -53,9 +54,9 @@ def sft_rows(run_dir: Path) -> dict[int, int]:
     """round -> SFT rows the arm trained on (critique rows not counted)."""
     out = {}
     for rd in RunDir(run_dir).rounds():
-        marker = rd.path / ".export_complete"
-        if marker.is_file():
-            out[rd.index] = int(read_json(marker)["exports"].get("sft", {}).get("rows", 0))
+        summary = stage_summary(rd.marker("export"))
+        if summary is not None:
+            out[rd.index] = int(summary["exports"].get("sft", {}).get("rows", 0))
     return out
 
 

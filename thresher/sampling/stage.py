@@ -52,9 +52,11 @@ def model_params(model: ModelConfig) -> SamplingParams:
 def model_components(model: ModelConfig) -> dict[str, Any]:
     """What a model's candidates depend on: its checkpoint, backend, arguments and sampling settings."""
     from thresher.identity import model_identity, plain
+    from thresher.models import resolve_model_path
 
+    path = model.path if model.backend == "openai" else resolve_model_path(model.path)
     return {
-        "model": model_identity(model.path, model.args.get("revision"), model.base_url),
+        "model": model_identity(path, model.args.get("revision"), model.base_url),
         "role": model.role,
         "backend": model.backend,
         "n": model.n,

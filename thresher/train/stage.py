@@ -45,47 +45,69 @@ def stage_data_files(round_dir: Path, cfg: TrainConfig, check_exist: bool = True
     return files
 
 
+TRAINERS = ("sft", "dpo", "reward")
+"""What `TrainStage` can run: TRL's SFTTrainer, DPOTrainer and RewardTrainer."""
+
+
 class TrainStage:
-    """The runner's view of training: one part, the round's `model/` directory."""
+    """The runner's view of training: one part, a model directory, made from a base model and data files."""
 
     name = "train"
 
-    def __init__(self, base_model: str, round_dir: Path, cfg: TrainConfig, seed: int, report_to: str):
-        self.base_model, self.cfg, self.seed, self.report_to = base_model, cfg, seed, report_to
-        self.rd = RoundDir(Path(round_dir))
-        self.marker = self.rd.marker("train")
+    def __init__(
+        self, base_model: str, data_files: list[Path], out_dir: Path, marker: Path, cfg: TrainConfig,
+        seed: int = 0, report_to: str = "none", method: str | None = None, ref_model: str | None = None,
+        data_marker: Path | None = None,
+    ):
+        self.base_model, self.files, self.out_dir, self.marker = base_model, data_files, Path(out_dir), marker
+        self.cfg, self.seed, self.report_to, self.ref_model = cfg, seed, report_to, ref_model
+        self.method = method or cfg.method
+        if self.method not in TRAINERS:
+            raise ConfigError("train.method", f"{self.method!r} is not one of {', '.join(TRAINERS)}")
+        self.data_marker = data_marker
 
     def parts(self) -> dict[str, Any]:
         from thresher.identity import model_identity, plain, records_identity
 
-        files = stage_data_files(self.rd.path, self.cfg, check_exist=False)
-        export_marker = self.rd.marker("export")
         return {"train": {
             "base_model": model_identity(self.base_model),
-            "data": {f.name: records_identity(f, export_marker) for f in files},
+            "reference": None if self.ref_model is None else model_identity(self.ref_model),
+            "data": {str(f): records_identity(f, self.data_marker) for f in self.files},
+            "method": self.method,
             "config": plain(self.cfg),
             "seed": self.seed,
         }}
 
     def has_outputs(self, part: str) -> bool:
-        return self.rd.model.exists()
+        return self.out_dir.exists() and any(p.name != ".stages" for p in self.out_dir.iterdir())
 
     def drop(self, part: str) -> None:
-        shutil.rmtree(self.rd.model, ignore_errors=True)
+        if self.out_dir.is_dir():
+            for p in self.out_dir.iterdir():
+                if p.name != ".stages":  # a standalone model directory keeps its marker here
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def run(self, todo: list[str]) -> dict[str, Any]:
         from thresher.train.common import training_summary
 
-        files = stage_data_files(self.rd.path, self.cfg)
-        if self.cfg.method == "sft":
+        for f in self.files:
+            if not Path(f).is_file():
+                raise UserError(f"{f}: no such export; run the export stage for this round first")
+        if self.method == "sft":
             from thresher.train.sft import train_sft
 
-            train_sft(self.base_model, files, self.rd.model, self.cfg, seed=self.seed, report_to=self.report_to)
-        else:
+            train_sft(self.base_model, self.files, self.out_dir, self.cfg, seed=self.seed, report_to=self.report_to)
+        elif self.method == "dpo":
             from thresher.train.dpo import train_dpo
 
-            train_dpo(self.base_model, files, self.rd.model, self.cfg, seed=self.seed, report_to=self.report_to)
-        return {"model": str(self.rd.model), **training_summary(self.rd.model)}
+            train_dpo(self.base_model, self.files, self.out_dir, self.cfg, seed=self.seed,
+                      ref_model=self.ref_model, report_to=self.report_to)
+        else:
+            from thresher.train.reward import train_reward_model
+
+            train_reward_model(self.base_model, self.files, self.out_dir, self.cfg, seed=self.seed,
+                               report_to=self.report_to)
+        return {"model": str(self.out_dir), **training_summary(self.out_dir)}
 
     def describe(self, summary: dict[str, Any]) -> str:
         first, final = summary.get("first_loss"), summary.get("final_loss")
@@ -97,8 +119,11 @@ def train_outcome(
     base_model: str, round_dir: Path, cfg: TrainConfig, seed: int = 0, report_to: str = "none",
     progress: bool = True, label: str = "train",
 ) -> Outcome:
-    """Run the train stage through the runner; `cfg.method == "none"` trains nothing."""
-    return run_stage(TrainStage(base_model, round_dir, cfg, seed, report_to), label, quiet=not progress)
+    """Train the round's student on its exports through the runner."""
+    rd = RoundDir(Path(round_dir))
+    stage = TrainStage(base_model, stage_data_files(rd.path, cfg, check_exist=False), rd.model, rd.marker("train"),
+                       cfg, seed, report_to, data_marker=rd.marker("export"))
+    return run_stage(stage, label, quiet=not progress)
 
 
 def train_stage(
