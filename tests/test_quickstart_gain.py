@@ -12,7 +12,7 @@ import pytest
 
 from thresher.records import read_jsonl
 
-TASKS = ("addition", "subtraction", "multiplication", "word_problem")
+TASKS = ("addition", "subtraction", "multiplication", "word_problem", "word_problem_zh")
 
 
 def _pass1(run_dir, k):
@@ -35,7 +35,7 @@ def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_p
     assert info["config"]["student_steps"] < info["config"]["teacher_steps"]
     assert (models.rm / "config.json").is_file() and (models.teacher / "tokenizer.json").is_file()
 
-    main = main_recipe(tmp_path / "runs", ["rounds=1", "prompts.train.count=800", "eval.k=1"])
+    main = main_recipe(tmp_path / "runs", ["rounds=1", "prompts.train.count=1000", "eval.k=1"])
     control = control_recipe(main)
     for recipe in (main, control):
         run_recipe(recipe, progress=False)
@@ -46,9 +46,9 @@ def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_p
     # Measured: +0.50, +0.52, +0.09, +0.33 with 1600 prompts a round; half as many here.
     for task in ("addition", "subtraction", "word_problem"):
         assert gains[task] >= 0.10, gains
-    assert sum(gains.values()) / 4 >= 0.15, gains
+    assert sum(gains.values()) / len(TASKS) >= 0.15, gains
     margin = {t: after[t] - ctl[t] for t in TASKS}
-    assert sum(margin.values()) / 4 >= 0.05, margin
+    assert sum(margin.values()) / len(TASKS) >= 0.05, margin
     assert margin["word_problem"] > 0 and margin["subtraction"] > 0, margin
     cmp = comparison(main.run_dir, control.run_dir)
     assert cmp["rounds"] == [0, 1] and cmp["control_round"] == 1

@@ -1,8 +1,9 @@
 """Model paths as recipes write them, turned into directories a loader can open.
 
-A recipe may name `builtin:tiny-teacher`, `builtin:tiny-student` or
-`builtin:tiny-rm`: the quickstart's tiny models, which thresher builds on
-first use (seeded, a few minutes on a CPU) and caches under
+A recipe may name `builtin:tiny-teacher`, `builtin:tiny-student`,
+`builtin:tiny-student2`, `builtin:tiny-rm` or `builtin:tiny-judge`: the
+quickstart's tiny models, which thresher builds on first use (seeded, a few
+minutes on a CPU; the judge a few more, only when asked for) and caches under
 `$THRESHER_CACHE` (default `~/.cache/thresher`). Every stage calls
 `resolve_model_path` before it loads a model; any other path (a directory, a
 hub id, a served model name) comes back unchanged.
@@ -15,7 +16,10 @@ from typing import Any
 from thresher.config import BUILTIN_PREFIX
 from thresher.errors import UserError
 
-BUILTINS = {"tiny-teacher": "teacher", "tiny-student": "student", "tiny-rm": "rm"}
+BUILTINS = {
+    "tiny-teacher": "teacher", "tiny-student": "student", "tiny-student2": "student2", "tiny-rm": "rm",
+    "tiny-judge": "judge",
+}
 """`builtin:<name>` -> the quickstart model it stands for."""
 
 
@@ -31,6 +35,10 @@ def resolve_model_path(path: str) -> str:
     if name not in BUILTINS:
         known = ", ".join(BUILTIN_PREFIX + n for n in BUILTINS)
         raise UserError(f"unknown built-in model {path!r} (known: {known})")
+    if BUILTINS[name] == "judge":
+        from thresher.quickstart.judge_build import build_judge
+
+        return str(build_judge())
     from thresher.quickstart.build import build_models
 
     return str(build_models().path(BUILTINS[name]))

@@ -13,6 +13,14 @@
   order shown, so the feedback stage can rebuild the judge prompt
   (`llm_templates.listwise_messages`) and export critique-SFT.
 
+Every verdict, failed ones included, records how it was asked for
+(`metadata`): `kind` (the mode), `language` (en or zh; with `language: auto`
+each prompt is judged in its own language), `with_reference` (whether the
+prompt showed the reference answer) and, for listwise, `request` (a digest
+of the exact judge prompt). Export builds critique rows from these, not from
+its own settings, and reports a judge by the kind it recorded even when all
+its verdicts failed.
+
 Judge requests are `Prompt` records (task "judge") sent through a Sampler
 (vLLM, transformers or an OpenAI-compatible server), greedy by default.
 Output that does not parse is `Verdict.error`, never a default score.
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import combinations
 from typing import Any, Literal
 
@@ -35,11 +44,19 @@ from thresher.judges.llm_parse import (
     parse_score,
     parse_winner,
 )
-from thresher.judges.llm_templates import Language, listwise_messages, pairwise_messages, pointwise_messages
+from thresher.judges.llm_templates import (
+    Language,
+    listwise_request,
+    pairwise_messages,
+    pointwise_messages,
+    prompt_digest,
+    prompt_language,
+)
 from thresher.records import Candidate, Message, Prompt, Verdict
 from thresher.sampling.params import Sampler, SamplingParams
 
 Mode = Literal["pointwise", "pairwise", "listwise"]
+LanguageChoice = Literal["en", "zh", "auto"]
 RAW_KEPT = 2000
 """Characters of an unparseable judge output kept in the verdict's metadata, to see what went wrong."""
 
@@ -53,14 +70,20 @@ def _error(cid: str, judge: str, why: str, raw: str, **meta: Any) -> Verdict:
 
 
 # ---------------------------------------------------------------------------------------------- pointwise
-def pointwise_verdict(cid: str, judge: str, output: str, scale: int = 10) -> Verdict:
-    """The verdict a pointwise judge output gives, or an error saying why it does not parse."""
+def pointwise_verdict(
+    cid: str, judge: str, output: str, scale: int = 10, asked: dict[str, Any] | None = None
+) -> Verdict:
+    """The verdict a pointwise judge output gives, or an error saying why it does not parse.
+
+    `asked` (how the judge was asked: kind, language, ...) goes on the verdict's metadata either way.
+    """
+    asked = asked or {}
     try:
         fields = parse_fields(output, ("critique", "score"))
         score = parse_score(fields["score"], scale)
     except JudgeParseError as e:
-        return _error(cid, judge, str(e), output)
-    return Verdict(cid, judge, score=score, critique=fields["critique"], metadata={"scale": scale})
+        return _error(cid, judge, str(e), output, **asked)
+    return Verdict(cid, judge, score=score, critique=fields["critique"], metadata={"scale": scale, **asked})
 
 
 # ---------------------------------------------------------------------------------------------- pairwise
@@ -70,7 +93,9 @@ def pairwise_outcome(output: str) -> tuple[str, str]:
     return parse_winner(fields["winner"]), fields["reasoning"]
 
 
-def pairwise_verdicts(cids: Sequence[str], judge: str, outputs: dict[tuple[int, int], str]) -> list[Verdict]:
+def pairwise_verdicts(
+    cids: Sequence[str], judge: str, outputs: dict[tuple[int, int], str], asked: dict[str, Any] | None = None
+) -> list[Verdict]:
     """Verdicts for one prompt's candidates from pairwise outputs.
 
     `outputs[(i, j)]` is the judge's answer with candidate i shown as A and j
@@ -80,8 +105,9 @@ def pairwise_verdicts(cids: Sequence[str], judge: str, outputs: dict[tuple[int, 
     of both its candidates errors.
     """
     n = len(cids)
+    asked = asked or {}
     if n < 2:
-        return [Verdict(c, judge, critique="Only one candidate: nothing to compare.") for c in cids]
+        return [Verdict(c, judge, critique="Only one candidate: nothing to compare.", metadata=dict(asked)) for c in cids]
     stats = [{"wins": 0, "losses": 0, "ties": 0, "agreed": 0, "disagreed": 0, "unparseable": 0} for _ in cids]
     notes: list[list[str]] = [[] for _ in cids]
     failures: list[list[str]] = [[] for _ in cids]
@@ -119,22 +145,26 @@ def pairwise_verdicts(cids: Sequence[str], judge: str, outputs: dict[tuple[int, 
         s = stats[k]
         if s["unparseable"]:
             why = f"{s['unparseable']} of {n - 1} comparisons unparseable ({failures[k][0]})"
-            verdicts.append(_error(cid, judge, why, raws[k], **s))
+            verdicts.append(_error(cid, judge, why, raws[k], **s, **asked))
             continue
         summary = (
             f"Won {s['wins']}, lost {s['losses']}, tied {s['ties']} of {s['agreed']} comparisons on which both "
             f"orders agreed; {s['disagreed']} flipped with the order."
         )
         if not s["agreed"]:
-            verdicts.append(Verdict(cid, judge, critique=summary, metadata=s))
+            verdicts.append(Verdict(cid, judge, critique=summary, metadata={**s, **asked}))
             continue
         score = (s["wins"] + 0.5 * s["ties"]) / s["agreed"]
-        verdicts.append(Verdict(cid, judge, score=score, critique="\n\n".join([summary, *notes[k]]), metadata=s))
+        verdicts.append(
+            Verdict(cid, judge, score=score, critique="\n\n".join([summary, *notes[k]]), metadata={**s, **asked})
+        )
     return verdicts
 
 
 # ---------------------------------------------------------------------------------------------- listwise
-def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], output: str) -> list[Verdict]:
+def listwise_verdicts(
+    cids: Sequence[str], judge: str, shown: Sequence[int], output: str, asked: dict[str, Any] | None = None
+) -> list[Verdict]:
     """Verdicts for one prompt's candidates from one listwise output.
 
     `shown[r]` is the index (into `cids`) of the candidate shown as response
@@ -143,9 +173,11 @@ def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], out
     place in the shown order), `label` (the number the judge saw), `shown`
     (candidate ids in shown order) and `rank` when the judge ranked them all.
     The chosen one scores 1.0, the others by rank (1 - (rank - 1) / (N - 1))
-    when given, else 0.0.
+    when given, else 0.0. `asked` (kind, language, request digest, ...) goes
+    on every verdict, failed ones included.
     """
     n = len(cids)
+    asked = asked or {}
     order = [cids[i] for i in shown]
     try:
         fields = parse_fields(output, ("reasoning", "best"), ("ranking",))
@@ -154,7 +186,7 @@ def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], out
         if ranking is not None and ranking[0] != best:
             raise JudgeParseError(f"best is {best} but the ranking starts with {ranking[0]}")
     except JudgeParseError as e:
-        return [_error(c, judge, str(e), output, shown=order) for c in cids]
+        return [_error(c, judge, str(e), output, shown=order, **asked) for c in cids]
     best_id = order[best - 1]
     verdicts = []
     for i, cid in enumerate(cids):
@@ -165,6 +197,7 @@ def listwise_verdicts(cids: Sequence[str], judge: str, shown: Sequence[int], out
             "position": label - 1,
             "label": str(label),
             "shown": order,
+            **asked,
         }
         if ranking is not None:
             rank = ranking.index(label) + 1
@@ -206,20 +239,22 @@ class LLMJudge:
         self,
         sampler: Sampler,
         mode: Mode = "pointwise",
-        language: Language = "en",
+        language: LanguageChoice = "en",
         params: SamplingParams | None = None,
         scale: int = 10,
         seed: int = 0,
         name: str = "llm",
         owns_sampler: bool = True,
+        with_reference: bool = True,
     ):
         if mode not in ("pointwise", "pairwise", "listwise"):
             raise UserError(f"llm judge {name}: mode {mode!r} is not one of pointwise, pairwise, listwise")
-        if language not in ("en", "zh"):
-            raise UserError(f"llm judge {name}: language {language!r} is not one of en, zh")
+        if language not in ("en", "zh", "auto"):
+            raise UserError(f"llm judge {name}: language {language!r} is not one of en, zh, auto")
         self.sampler = sampler
         self.mode = mode
         self.language = language
+        self.with_reference = with_reference
         self.params = params or SamplingParams(n=1, temperature=0.0, max_tokens=1024)
         self.scale = scale
         self.seed = seed
@@ -234,6 +269,18 @@ class LLMJudge:
             raise RuntimeError(f"judge {self.name}: sampler returned {len(out)} results for {len(requests)} requests")
         return [cands[0].text for cands in out]
 
+    def language_of(self, prompt: Prompt) -> Language:
+        """The language this judge asks about `prompt` in: its own setting, or the prompt's with `auto`."""
+        return prompt_language(prompt) if self.language == "auto" else self.language
+
+    def shown_prompt(self, prompt: Prompt) -> Prompt:
+        """The prompt as the judge sees it: without its reference answer unless `with_reference`."""
+        return prompt if self.with_reference or prompt.reference is None else replace(prompt, reference=None)
+
+    def asked(self, prompt: Prompt) -> dict[str, Any]:
+        """How the judge is asked about `prompt`, recorded on every verdict."""
+        return {"kind": self.mode, "language": self.language_of(prompt), "with_reference": self.with_reference}
+
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         check_shapes(prompts, candidates)
         if self.mode == "pointwise":
@@ -244,12 +291,15 @@ class LLMJudge:
 
     def _pointwise(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         requests = [
-            _request(pointwise_messages(p, c.text, self.language, self.scale), c.id)
+            _request(pointwise_messages(self.shown_prompt(p), c.text, self.language_of(p), self.scale), c.id)
             for p, cs in zip(prompts, candidates)
             for c in cs
         ]
         outputs = iter(self._generate(requests))
-        return [[pointwise_verdict(c.id, self.name, next(outputs), self.scale) for c in cs] for cs in candidates]
+        return [
+            [pointwise_verdict(c.id, self.name, next(outputs), self.scale, self.asked(p)) for c in cs]
+            for p, cs in zip(prompts, candidates)
+        ]
 
     def _pairwise(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         keys, requests = [], []
@@ -257,11 +307,15 @@ class LLMJudge:
             for i, j in combinations(range(len(cs)), 2):
                 for a, b in ((i, j), (j, i)):
                     keys.append((k, a, b))
-                    requests.append(_request(pairwise_messages(p, cs[a].text, cs[b].text, self.language), cs[a].id))
+                    messages = pairwise_messages(self.shown_prompt(p), cs[a].text, cs[b].text, self.language_of(p))
+                    requests.append(_request(messages, cs[a].id))
         outputs: list[dict[tuple[int, int], str]] = [{} for _ in prompts]
         for (k, a, b), text in zip(keys, self._generate(requests)):
             outputs[k][(a, b)] = text
-        return [pairwise_verdicts([c.id for c in cs], self.name, outputs[k]) for k, cs in enumerate(candidates)]
+        return [
+            pairwise_verdicts([c.id for c in cs], self.name, outputs[k], self.asked(prompts[k]))
+            for k, cs in enumerate(candidates)
+        ]
 
     def shown_order(self, prompt: Prompt, n: int) -> list[int]:
         """The order candidates are shown in: a shuffle seeded by the prompt, so runs repeat."""
@@ -270,21 +324,30 @@ class LLMJudge:
         return order
 
     def _listwise(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
-        requests, shown, asked = [], [], []
+        requests, shown, asked, how = [], [], [], []
         for k, (p, cs) in enumerate(zip(prompts, candidates)):
             if len(cs) < 2:
                 continue
             order = self.shown_order(p, len(cs))
-            requests.append(_request(listwise_messages(p, [cs[i].text for i in order], self.language), p.id))
+            messages = self.listwise_request(p, [cs[i].text for i in order])
+            requests.append(_request(messages, p.id))
             shown.append(order)
             asked.append(k)
+            how.append({**self.asked(p), "request": prompt_digest(messages)})
         out: list[list[Verdict]] = [
-            [Verdict(c.id, self.name, critique="Only one candidate: nothing to compare.") for c in cs]
-            for cs in candidates
+            [
+                Verdict(c.id, self.name, critique="Only one candidate: nothing to compare.", metadata=self.asked(p))
+                for c in cs
+            ]
+            for p, cs in zip(prompts, candidates)
         ]
-        for k, order, text in zip(asked, shown, self._generate(requests)):
-            out[k] = listwise_verdicts([c.id for c in candidates[k]], self.name, order, text)
+        for k, order, meta, text in zip(asked, shown, how, self._generate(requests)):
+            out[k] = listwise_verdicts([c.id for c in candidates[k]], self.name, order, text, meta)
         return out
+
+    def listwise_request(self, prompt: Prompt, texts: Sequence[str]) -> list[Message]:
+        """The listwise judge prompt for `texts` shown in this order, exactly as the judge is asked."""
+        return listwise_request(prompt, texts, self.language_of(prompt), self.with_reference)
 
     def close(self) -> None:
         if self.owns_sampler:
@@ -298,7 +361,8 @@ def llm_judge(
     mode: Mode = "pointwise",
     backend: Literal["vllm", "hf", "openai"] = "hf",
     base_url: str | None = None,
-    language: Language = "en",
+    language: LanguageChoice = "en",
+    with_reference: bool = True,
     max_tokens: int = 1024,
     temperature: float = 0.0,
     scale: int = 10,
@@ -311,10 +375,13 @@ def llm_judge(
 
     For backend openai, `model` is the served model name and `base_url` the
     server. `sampler_args` go to the backend (batch_size for hf, engine
-    arguments for vllm, max_concurrency for openai).
+    arguments for vllm, max_concurrency for openai). `language: auto` judges
+    each prompt in its own language (en or zh); `with_reference: false` hides
+    prompts' reference answers from the judge (it judges unaided, as when
+    there are none).
     """
     owns = sampler is None
     if sampler is None:
         sampler = build_sampler(model, backend, base_url, name, sampler_args)
     params = SamplingParams(n=1, temperature=temperature, max_tokens=max_tokens, seed=seed)
-    return LLMJudge(sampler, mode, language, params, scale, seed, name, owns_sampler=owns)
+    return LLMJudge(sampler, mode, language, params, scale, seed, name, owns_sampler=owns, with_reference=with_reference)

@@ -4,18 +4,41 @@ Every template asks for a tagged answer (`<critique>...</critique>` and
 friends): tags survive long free-text reasoning better than JSON, whose
 quotes and newlines small judges often break. The parser also accepts the
 same fields as one JSON object. The feedback stage rebuilds the exact judge
-prompt of a listwise verdict with `listwise_messages` to export critique-SFT
-examples.
+prompt of a listwise verdict with `listwise_messages`, in the language the
+verdict records, to export critique-SFT examples; `prompt_digest` lets it
+check that the rebuilt prompt is the one the judge saw.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 from thresher.records import Message, Prompt
 
 Language = Literal["en", "zh"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def prompt_language(prompt: Prompt) -> Language:
+    """The language a prompt is written in: `metadata["language"]` when it says, else zh for Chinese text."""
+    declared = prompt.metadata.get("language")
+    if declared in LANGUAGES:
+        return declared  # type: ignore[return-value]
+    text = "".join(m["content"] for m in prompt.messages)
+    return "zh" if len(_CJK.findall(text)) >= max(1, len(text) // 10) else "en"
+
+
+def prompt_digest(messages: Sequence[Message]) -> str:
+    """A short hash of a judge request's messages: recorded on verdicts, compared when the request is rebuilt."""
+    h = hashlib.sha1()
+    for m in messages:
+        h.update(f"{m['role']}\n{m['content']}\n\0".encode())
+    return h.hexdigest()[:16]
 
 _QUESTION = {"en": "[Question]", "zh": "【问题】"}
 _REFERENCE = {"en": "[Reference answer]", "zh": "【参考答案】"}
@@ -113,3 +136,15 @@ def listwise_messages(prompt: Prompt, answers: Sequence[str], language: Language
     """The judge prompt showing `answers` numbered 1..N in the given (presented) order."""
     context = _context(prompt, [(str(i + 1), a) for i, a in enumerate(answers)], language)
     return [{"role": "user", "content": LISTWISE[language].format(context=context, n=len(answers))}]
+
+
+def listwise_request(
+    prompt: Prompt, answers: Sequence[str], language: Language, with_reference: bool = True
+) -> list[Message]:
+    """The listwise judge request as a judge asks it and as export rebuilds it from a verdict's record.
+
+    `with_reference: False` leaves the prompt's reference answer out (a judge judging unaided).
+    """
+    if not with_reference and prompt.reference is not None:
+        prompt = replace(prompt, reference=None)
+    return listwise_messages(prompt, answers, language)

@@ -1,4 +1,4 @@
-"""Build (once) and cache the quickstart's tiny tokenizer, teacher, student and reward model.
+"""Build (once) and cache the quickstart's tiny tokenizer, teacher, two students and reward model.
 
 Everything is derived from `BuildConfig` and its seed: the same config gives
 the same models on every machine, and the directory they are cached in is
@@ -8,8 +8,9 @@ place when finished, under a file lock, so two processes asking at once
 build once and a killed build leaves nothing half made.
 
     <cache>/quickstart/<config-hash>/
-      teacher/  student/  rm/     (model + tokenizer directories)
-      build.json                  (the config and what each model scored)
+      teacher/  student/  student2/  rm/   (model + tokenizer directories)
+      build.json                           (the config and what each model scored)
+      judge-<judge-config-hash>/           (the tiny judge, built on first use: judge_build.py)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from thresher.store import read_json, write_json
 
-MODELS = ("teacher", "student", "rm")
+MODELS = ("teacher", "student", "student2", "rm")
 """The built-in models, named `builtin:tiny-<name>` in recipes."""
 
 
@@ -45,22 +46,27 @@ class BuildConfig:
     num_layers: int = 3
     num_heads: int = 2
     num_kv_heads: int = 1
-    vocab_size: int = 512
-    examples: int = 12000
+    vocab_size: int = 1024
+    """Room for merges of the Chinese word problem and the judge's prompt as well as the arithmetic."""
+    examples: int = 18000
     """Pretraining examples, split over the tasks by `task_weights` (drawn with repeats from the train split)."""
     task_weights: tuple[tuple[str, float], ...] = (
-        ("addition", 0.5), ("subtraction", 0.75), ("multiplication", 1.0), ("word_problem", 2.5)
+        ("addition", 0.5), ("subtraction", 0.75), ("multiplication", 1.0), ("word_problem", 2.5),
+        ("word_problem_zh", 2.0),
     )
-    """Addition is learned first and word problems last; weighting them evens out the student's start."""
-    teacher_steps: int = 1500
+    """The quickstart's tasks. Addition is learned first and word problems last; weighting them evens out
+    the student's start."""
+    teacher_steps: int = 2000
     student_steps: int = 500
     """The student is the teacher's pretraining run saved at this step: right format, weak arithmetic."""
+    student2_steps: int = 1000
+    """A second student for a pool of several models: the same run saved later (stronger, short of the teacher)."""
     batch_size: int = 64
     learning_rate: float = 3e-3
     rm_pairs: int = 1024
     rm_epochs: float = 2.0
     rm_learning_rate: float = 2e-3
-    version: int = 2
+    version: int = 3
     """Bumped when the build code changes what it makes."""
 
     def key(self) -> str:
@@ -81,11 +87,15 @@ class QuickstartModels:
         return self.root / "student"
 
     @property
+    def student2(self) -> Path:
+        return self.root / "student2"
+
+    @property
     def rm(self) -> Path:
         return self.root / "rm"
 
     def path(self, name: str) -> Path:
-        return {"teacher": self.teacher, "student": self.student, "rm": self.rm}[name]
+        return {"teacher": self.teacher, "student": self.student, "student2": self.student2, "rm": self.rm}[name]
 
 
 def cache_root() -> Path:
@@ -133,10 +143,15 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def quickstart_tasks(cfg: BuildConfig) -> list[str]:
+    """The tasks the quickstart models are built for (the keys of `task_weights`)."""
+    return [task for task, _ in cfg.task_weights]
+
+
 def _train_prompts(cfg: BuildConfig, seed: int, per_task: int) -> dict[str, list]:
     """Distinct train-split problems per task (all of them where a task has fewer than `per_task`)."""
     from thresher.errors import UserError
-    from thresher.prompts.arithmetic import TASKS, arithmetic_suite
+    from thresher.prompts.arithmetic import arithmetic_suite
 
     space = {
         "addition": 100**cfg.digits,
@@ -144,7 +159,7 @@ def _train_prompts(cfg: BuildConfig, seed: int, per_task: int) -> dict[str, list
         "multiplication": 8 * 10**cfg.digits,
     }
     out = {}
-    for task in TASKS:
+    for task in quickstart_tasks(cfg):
         # About 80% of a task's distinct problems are in the train split; ask for fewer than that.
         want = min(per_task, int(0.75 * space[task])) if task in space else per_task
         while True:
@@ -182,19 +197,20 @@ def _build(cfg: BuildConfig, out: Path, progress: bool, extra_saves: dict[int, P
     torch.manual_seed(cfg.seed)
     out.mkdir(parents=True)
     _say(progress, f"building the quickstart models into {out.parent} (once; later runs reuse them)")
-    tokenizer = build_arithmetic_tokenizer(corpus_texts(cfg.seed), vocab_size=cfg.vocab_size)
+    tokenizer = build_arithmetic_tokenizer(corpus_texts(cfg.seed, quickstart_tasks(cfg)), vocab_size=cfg.vocab_size)
     prompts = pretraining_prompts(cfg)
     examples = encode_examples(tokenizer, prompts, [worked_answer(p) for p in prompts])
     model = new_causal_lm(
         tokenizer, cfg.seed, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
     )
-    _say(progress, f"pretraining teacher and student ({sum(p.numel() for p in model.parameters())} parameters, "
-         f"{cfg.teacher_steps} steps; the student is step {cfg.student_steps})")
+    _say(progress, f"pretraining teacher and students ({sum(p.numel() for p in model.parameters())} parameters, "
+         f"{cfg.teacher_steps} steps; the students are steps {cfg.student_steps} and {cfg.student2_steps})")
     pretrain(
         model, tokenizer, examples, steps=cfg.teacher_steps, batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, seed=cfg.seed, work_dir=out / "work",
-        save_at={cfg.student_steps: out / "student", **(extra_saves or {})}, progress=progress,
+        save_at={cfg.student_steps: out / "student", cfg.student2_steps: out / "student2", **(extra_saves or {})},
+        progress=progress,
     )
     save_model(model, tokenizer, out / "teacher")
     _say(progress, "training the reward model")

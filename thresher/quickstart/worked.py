@@ -6,6 +6,7 @@ Answers are column arithmetic, units first, ending in the result:
     What is 67 - 29?      17-9=8, 6-1-2=3, so 38
     What is 67 * 8?       7*8=56, 6*8+5=53, so 536
     word problem          (the addition, then the subtraction), so 122
+    Chinese word problem  the same steps, 7+5=12，6+8+1=15，所以 152。...，所以 122
 
 Each step is a one-digit fact plus a carry or borrow that a model of a few
 hundred thousand parameters learns in minutes on a CPU, where the bare
@@ -26,7 +27,11 @@ def _digits(n: int) -> list[int]:
     return [int(c) for c in str(n)][::-1]
 
 
-def column_add(x: int, y: int) -> str:
+def _join(steps: list[str], result: int, zh: bool) -> str:
+    return ("，".join(steps) + f"，所以 {result}") if zh else (", ".join(steps) + f", so {result}")
+
+
+def column_add(x: int, y: int, zh: bool = False) -> str:
     xs, ys = _digits(x), _digits(y)
     n = max(len(xs), len(ys))
     xs, ys = xs + [0] * (n - len(xs)), ys + [0] * (n - len(ys))
@@ -35,10 +40,10 @@ def column_add(x: int, y: int) -> str:
         s = xs[i] + ys[i] + carry
         steps.append(f"{xs[i]}+{ys[i]}={s}" if i == 0 else f"{xs[i]}+{ys[i]}+{carry}={s}")
         carry = s // 10
-    return ", ".join(steps) + f", so {x + y}"
+    return _join(steps, x + y, zh)
 
 
-def column_sub(x: int, y: int) -> str:
+def column_sub(x: int, y: int, zh: bool = False) -> str:
     """x - y for x >= y, borrowing column by column."""
     xs, ys = _digits(x), _digits(y)
     ys += [0] * (len(xs) - len(ys))
@@ -49,7 +54,7 @@ def column_sub(x: int, y: int) -> str:
         top = xs[i] + 10 * out
         steps.append(f"{top}-{ys[i]}={d}" if i == 0 else f"{top}-{borrow}-{ys[i]}={d}")
         borrow = out
-    return ", ".join(steps) + f", so {x - y}"
+    return _join(steps, x - y, zh)
 
 
 def column_mul(x: int, m: int) -> str:
@@ -59,7 +64,7 @@ def column_mul(x: int, m: int) -> str:
         p = d * m + carry
         steps.append(f"{d}*{m}={p}" if i == 0 else f"{d}*{m}+{carry}={p}")
         carry = p // 10
-    return ", ".join(steps) + f", so {x * m}"
+    return _join(steps, x * m, False)
 
 
 def worked_answer(prompt: Prompt) -> str:
@@ -74,6 +79,9 @@ def worked_answer(prompt: Prompt) -> str:
     if prompt.task == "word_problem":
         _name, _item, a, b, c = ops
         return f"{column_add(a, b)}. {column_sub(a + b, c)}"
+    if prompt.task == "word_problem_zh":
+        _name, _item, a, b, c = ops
+        return f"{column_add(a, b, zh=True)}。{column_sub(a + b, c, zh=True)}"
     raise ValueError(f"no worked answer for task {prompt.task!r}")
 
 

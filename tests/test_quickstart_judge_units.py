@@ -1,0 +1,99 @@
+"""Fast checks of the quickstart's Chinese task, second student and the tiny judge's training targets."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from thresher.judges.answers import extract_answer
+from thresher.judges.llm_judge import listwise_verdicts
+from thresher.judges.llm_templates import listwise_request, prompt_digest, prompt_language
+from thresher.prompts.arithmetic import TASKS, arithmetic_suite
+from thresher.quickstart.judging import judge_answer, steps
+from thresher.quickstart.worked import worked_answer, wrong_answer
+from thresher.records import Prompt
+
+
+def test_chinese_word_problem_is_chinese_split_and_answered_by_its_worked_answer():
+    assert "word_problem_zh" not in TASKS  # asked for by name; the default suite stays English
+    train = arithmetic_suite("train", 60, seed=1, tasks=["word_problem_zh"])
+    evals = arithmetic_suite("eval", 60, seed=1, tasks=["word_problem_zh"])
+    assert {tuple(p.metadata["operands"]) for p in train}.isdisjoint(tuple(p.metadata["operands"]) for p in evals)
+    rng = random.Random(0)
+    for p in train + evals:
+        assert p.task == "word_problem_zh" and p.metadata["language"] == "zh" and prompt_language(p) == "zh"
+        assert "现在有多少" in p.question
+        worked = worked_answer(p)
+        assert "所以" in worked and "so" not in worked
+        assert extract_answer(worked).answer == p.reference
+        assert extract_answer(wrong_answer(p, rng)).answer != p.reference
+    en = arithmetic_suite("eval", 8, seed=1)
+    assert {prompt_language(p) for p in en} == {"en"} and {p.metadata["language"] for p in en} == {"en"}
+
+
+def test_prompt_language_reads_declared_language_then_text():
+    zh = Prompt.create("t", [{"role": "user", "content": "一共有多少个苹果？What is 2 + 2?"}])
+    en = Prompt.create("t", [{"role": "user", "content": "How many 苹果 are there in the basket now?"}])
+    assert prompt_language(zh) == "zh" and prompt_language(en) == "en"
+    assert prompt_language(replace(en, metadata={"language": "zh"})) == "zh"
+
+
+def _problem() -> Prompt:
+    return next(p for p in arithmetic_suite("eval", 40, seed=2, tasks=["word_problem"]) if int(p.reference) > 20)
+
+
+def test_judge_answer_solves_checks_each_response_and_parses_as_a_listwise_verdict():
+    p = _problem()
+    right = worked_answer(p)
+    a, b, c = p.metadata["operands"][2:]
+    first_step = steps(right)[0]
+    broken_step = first_step.rsplit("=", 1)[0] + "=" + str(int(first_step.rsplit("=", 1)[1]) + 1)
+    off = right.rsplit(" ", 1)[0] + f" {int(p.reference) + 1}"
+    shown = [off, right, broken_step + ", so 7", "I do not know", right]
+    out = judge_answer(p, shown)
+    assert out.startswith(f"<reasoning>Solution: {right}\n")
+    assert f"Response 1 gives {int(p.reference) + 1}: wrong, so {int(p.reference) + 1} is wrong." in out
+    assert f"Response 2 gives {p.reference}: right." in out
+    assert f"Response 3 gives 7: wrong, {broken_step} is wrong." in out
+    assert "Response 4 gives no answer: wrong." in out
+    # the right ones first (in the order shown), then the wrong ones by how far their work got
+    assert out.endswith("<best>2</best>\n<ranking>2, 5, 1, 3, 4</ranking>")
+    cids = [f"{p.id}/m/{i}" for i in range(5)]
+    verdicts = listwise_verdicts(cids, "tiny_judge", list(range(5)), out, {"kind": "listwise"})
+    assert [v.error for v in verdicts] == [None] * 5
+    assert [v.metadata["chosen"] for v in verdicts] == [False, True, False, False, False]
+    assert [v.metadata["rank"] for v in verdicts] == [3, 1, 4, 5, 2]
+
+
+def test_judge_answer_in_chinese_and_when_no_response_is_right():
+    p = arithmetic_suite("eval", 1, seed=4, tasks=["word_problem_zh"])[0]
+    rng = random.Random(1)
+    shown = [wrong_answer(p, rng) for _ in range(3)]
+    out = judge_answer(p, shown)
+    assert out.startswith(f"<reasoning>解答：{worked_answer(p)}\n") and "正确。" not in out
+    assert out.count("：错误") == 3
+    assert "<best>" in out and "<ranking>" in out
+
+
+def test_listwise_request_hides_the_reference_when_asked_and_digests_differ():
+    p = _problem()
+    shown = [worked_answer(p), "no idea"]
+    with_ref = listwise_request(p, shown, "en", with_reference=True)
+    without = listwise_request(p, shown, "en", with_reference=False)
+    assert "[Reference answer]" in with_ref[0]["content"] and "[Reference answer]" not in without[0]["content"]
+    assert prompt_digest(with_ref) != prompt_digest(without)
+    assert "【回答 1】" in listwise_request(p, shown, "zh")[0]["content"]
+
+
+def test_build_config_names_two_students_and_a_chinese_task_and_the_judge_has_its_own_key(tmp_path):
+    from thresher.models import BUILTINS
+    from thresher.quickstart.build import BuildConfig, QuickstartModels, quickstart_tasks
+    from thresher.quickstart.judge_build import JudgeBuildConfig, judge_dir
+
+    cfg = BuildConfig()
+    assert "word_problem_zh" in quickstart_tasks(cfg)
+    assert cfg.student_steps < cfg.student2_steps < cfg.teacher_steps
+    models = QuickstartModels(tmp_path)
+    assert models.path("student2") == tmp_path / "student2"
+    assert judge_dir(models) != judge_dir(models, JudgeBuildConfig(steps=1))
+    assert {"tiny-student2", "tiny-judge"} <= set(BUILTINS)
