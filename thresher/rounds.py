@@ -117,7 +117,7 @@ class Loop:
         judged = prompts is not None and bool(self.recipe.judges)
         logged = stage_fingerprint(rd.marker("eval"))
         result = eval_stage(
-            model_path, self.eval_prompts, self.eval_cfg, rd.path,
+            model_path, self.eval_prompts, self.eval_cfg, rd.path, sampler=self.eval_sampler(model_path),
             round_verdicts=rd.verdicts if judged else None,
             round_candidates=rd.candidates if judged else None,
             round_prompts=prompts, seed=self.recipe.seed, progress=self.progress, label=f"round {k} · eval",
@@ -129,6 +129,18 @@ class Loop:
             if line.endswith(f"to round {k}"):
                 _say(line)
         write_report(self.run.path, self.recipe.eval.regression_threshold)
+
+    def eval_sampler(self, model_path: str) -> Any:
+        """On a cluster, eval generates on replicas like sampling does; locally the eval stage builds its own."""
+        if self.executor.name == "local":
+            return None
+        from thresher.executors import Resources
+        from thresher.sampling.distributed import ExecutorSampler
+
+        backend = self.eval_cfg.args.get("backend") or (self.student.backend if self.student else "hf")
+        resources = self.student.resources if self.student is not None else Resources()
+        return ExecutorSampler(self.executor, ModelConfig(name="eval", path=model_path, role="student",
+                                                          backend=backend, resources=resources))
 
     def round(self, k: int, student_path: str | None) -> str | None:
         """Run round k (k >= 1) from the student at `student_path`; returns the next round's student."""
