@@ -165,7 +165,7 @@ class Loop:
         stages.append(("export", lambda: export_stage(
             prompts, rd.candidates, rd.verdicts if recipe.judges else None, rd.path, recipe.selection,
             recipe.export, students={m.name for m in recipe.students()}, seed=recipe.seed,
-            progress=self.progress, label=f"{label} export")))
+            progress=self.progress, label=f"{label} export", eval_prompts=self.eval_prompts)))
         if self.student is not None and recipe.train.method != "none":
             stages.append(("train", lambda: train_stage(
                 str(student_path), rd.path, recipe.train, seed=recipe.seed, progress=self.progress,

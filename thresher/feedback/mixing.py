@@ -24,6 +24,7 @@ import os
 import random
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,10 @@ class MixConfig:
             raise ConfigError("repeats", "repeat counts must be >= 0")
 
 
+Keep = Callable[[str, dict[str, Any]], bool]
+"""(source name, row) -> whether the row may be mixed in."""
+
+
 @dataclass(slots=True)
 class _Index:
     name: str
@@ -71,10 +76,12 @@ class _Index:
     task_names: list[str]
 
 
-def _index(name: str, path: Path, ratio: float) -> _Index:
+def _index(name: str, path: Path, ratio: float, keep: Keep | None = None) -> tuple[_Index, int]:
+    """The source's rows (offset and task of each) and how many `keep` turned away."""
     if not path.is_file():
         raise UserError(f"{path}: no such file (mix source {name!r})")
     offsets, tasks = array("q"), array("I")
+    refused = 0
     names: dict[str, int] = {}
     with open(path, "rb") as f:
         pos = 0
@@ -84,12 +91,16 @@ def _index(name: str, path: Path, ratio: float) -> _Index:
                     row = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise RecordError(path, lineno, f"invalid JSON ({e.msg})") from None
+                if keep is not None and isinstance(row, dict) and not keep(name, row):
+                    refused += 1
+                    pos += len(line)
+                    continue
                 task = row.get("task") if isinstance(row, dict) else None
                 task = task if isinstance(task, str) else name
                 offsets.append(pos)
                 tasks.append(names.setdefault(task, len(names)))
             pos += len(line)
-    return _Index(name, path, ratio, offsets, tasks, list(names))
+    return _Index(name, path, ratio, offsets, tasks, list(names)), refused
 
 
 def _draw(n: int, size: int, rng: random.Random) -> list[int]:
@@ -106,10 +117,16 @@ def mix_files(
     seed: int,
     repeats: dict[str, float] | None = None,
     total: int | None = None,
+    keep: Keep | None = None,
 ) -> dict[str, Any]:
-    """Write the mix of `sources` (name, path, ratio) to `out` atomically; return counts by source and task."""
+    """Write the mix of `sources` (name, path, ratio) to `out` atomically; return counts by source and task.
+
+    `keep(source_name, row)` false leaves a row out before anything is drawn
+    (the export's contamination check); those rows are counted under `refused`.
+    """
     rng = random.Random(f"mix:{seed}")
-    idx = [_index(name, Path(path), ratio) for name, path, ratio in sources]
+    indexed = [_index(name, Path(path), ratio, keep) for name, path, ratio in sources]
+    idx = [i for i, _ in indexed]
     weights = [i.ratio for i in idx if i.ratio > 0]
     if not weights:
         raise ConfigError("export.args.mix", "every ratio is 0")
@@ -159,4 +176,5 @@ def mix_files(
         "by_source": dict(sorted(by_source.items())),
         "by_task": dict(sorted(by_task.items())),
         "available": {i.name: len(i.offsets) for i in idx},
+        **({"refused": {i.name: n for i, n in indexed if n}} if keep is not None else {}),
     }

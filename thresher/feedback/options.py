@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from thresher.config import ExportConfig
+from thresher.feedback.contamination import ContaminationConfig
 from thresher.feedback.critique import CritiqueOptions
 from thresher.feedback.dedup import DedupConfig
 from thresher.feedback.dpo import DpoOptions
@@ -20,6 +21,8 @@ class ExportOptions:
     dpo: DpoOptions = field(default_factory=DpoOptions)
     critique: CritiqueOptions = field(default_factory=CritiqueOptions)
     mix: list[MixConfig] = field(default_factory=list)
+    contamination: ContaminationConfig = field(default_factory=ContaminationConfig)
+    """How rows are checked against the round's eval prompts."""
     bucket_mb: float = 32.0
     """Input megabytes grouped in memory at a time; peak memory grows with it."""
 

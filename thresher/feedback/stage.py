@@ -21,13 +21,14 @@ import json
 import os
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from thresher.config import ExportConfig, SelectionConfig
 from thresher.errors import ConfigError
+from thresher.feedback.contamination import ContaminationFilter
 from thresher.feedback.critique import CritiqueBuilder, resolve_critique_judge
 from thresher.feedback.dedup import Deduplicator
 from thresher.feedback.dpo import DPO_RULES, PairBuilder
@@ -91,7 +92,7 @@ class _Exporter:
 
     def __init__(
         self, round_dir: Path, kinds: list[str], policy: Policy, export: ExportConfig, options: ExportOptions,
-        students: set[str], seed: int,
+        students: set[str], seed: int, eval_prompts: Sequence[Prompt] | None = None,
     ):
         self.round_dir = round_dir
         self.kinds = kinds
@@ -101,6 +102,7 @@ class _Exporter:
         self.students = frozenset(students)
         self.seed = seed
         self.filter = CandidateFilter(options.filters)
+        self.contamination = ContaminationFilter(eval_prompts, options.contamination)
         self.dedup = {k: Deduplicator(options.dedup) for k in kinds}
         self.rows: Counter[str] = Counter()
         self.tasks: dict[str, Counter[str]] = defaultdict(Counter)
@@ -154,6 +156,8 @@ class _Exporter:
         return cap is not None and sum(len(m["content"]) for m in row["messages"]) > cap
 
     def _write(self, kind: str, prompt: Prompt, row: dict[str, Any]) -> None:
+        if self.contamination.drops(kind, prompt, row):
+            return
         text, group = _dedup_text(kind, self.options.dedup.on, prompt, row)
         if (self.options.dedup.exact or self.options.dedup.near) and self.dedup[kind].check(text, group) is not None:
             return
@@ -172,6 +176,8 @@ class _Exporter:
 
     def dropped(self, kind: str) -> dict[str, int]:
         out: Counter[str] = Counter(self.dedup[kind].removed)
+        if self.contamination.rows[kind]:
+            out["contaminated"] += self.contamination.rows[kind]
         if kind == "dpo" and self.pairs is not None:
             out.update(self.pairs.dropped)
         if kind == "critique_sft" and self.critic is not None:
@@ -202,8 +208,10 @@ class ExportStage:
     def __init__(
         self, prompts: Sequence[Prompt], candidates_path: Path, verdicts_path: Path | None, round_dir: Path,
         selection: SelectionConfig, export: ExportConfig, students: set[str], seed: int,
+        eval_prompts: Sequence[Prompt] | None = None,
     ):
         self.prompts = prompts
+        self.eval_prompts = list(eval_prompts or [])
         self.candidates_path, self.verdicts_path = Path(candidates_path), verdicts_path
         self.round_dir = round_dir
         self.marker = RoundDir(round_dir).marker("export")
@@ -224,6 +232,8 @@ class ExportStage:
                 self.verdicts_path, _own(Path(self.verdicts_path), self.round_dir, rd.marker("judge"))),
             "mixed_in": {str(s.path): records_identity(s.path) for m in self.options.mix for s in m.sources},
         }
+        if self.eval_prompts:  # rows are checked against them: another held-out set, another export
+            inputs["eval_prompts"] = prompts_identity(self.eval_prompts)
         settings = {"selection": plain(self.selection), "export": plain(self.export),
                     "students": sorted(self.students), "seed": self.seed}
         return {"export": {**inputs, **settings}}
@@ -259,15 +269,17 @@ def export_stage(
     force: bool = False,
     progress: bool = True,
     label: str = "export",
+    eval_prompts: Sequence[Prompt] | None = None,
 ) -> dict[str, Any]:
     """Select, pair and write this round's training data; return the summary (also in the stage marker).
 
     `students` names the models whose answers are on-policy (recipe
-    `models[].role: student`). Skips all work when the marker holds the same
+    `models[].role: student`). With `eval_prompts`, a row that copies one of
+    them (see `contamination.py`) is dropped and counted. Skips all work when the marker holds the same
     fingerprint and the outputs exist, unless `force`.
     """
     return export_outcome(prompts, candidates_path, verdicts_path, round_dir, selection, export, students, seed,
-                          force, progress, label).summary
+                          force, progress, label, eval_prompts).summary
 
 
 def export_outcome(
@@ -282,12 +294,13 @@ def export_outcome(
     force: bool = False,
     progress: bool = True,
     label: str = "export",
+    eval_prompts: Sequence[Prompt] | None = None,
 ) -> Outcome:
     """`export_stage`, returning the runner's outcome."""
     round_dir = Path(round_dir)
     round_dir.mkdir(parents=True, exist_ok=True)
     stage = ExportStage(prompts, Path(candidates_path), None if verdicts_path is None else Path(verdicts_path),
-                        round_dir, selection, export, students, seed)
+                        round_dir, selection, export, students, seed, eval_prompts)
     if force:
         stage.marker.unlink(missing_ok=True)
         stage.drop("export")
@@ -304,7 +317,7 @@ def _export(stage: ExportStage) -> dict[str, Any]:
     from tqdm import tqdm
 
     stats = GroupingStats()
-    ex = _Exporter(round_dir, kinds, policy, export, options, stage.students, seed)
+    ex = _Exporter(round_dir, kinds, policy, export, options, stage.students, seed, stage.eval_prompts)
     try:
         with ExitStack() as stack:
             ex.files = {k: stack.enter_context(open(p, "w", encoding="utf-8")) for k, p in ex.tmp.items()}
@@ -326,14 +339,33 @@ def _export(stage: ExportStage) -> dict[str, Any]:
         sources = [("selected", own, m.ratio)] + [
             (s.name or Path(s.path).stem, Path(s.path), s.ratio) for s in m.sources
         ]
-        mixes[m.target] = mix_files(sources, own.with_name(own.name + ".mixed"), seed, m.repeats, m.total)
+        mixes[m.target] = mix_files(
+            sources, own.with_name(own.name + ".mixed"), seed, m.repeats, m.total, keep=_mix_check(ex, m.target)
+        )
         os.replace(own.with_name(own.name + ".mixed"), own)
         summary["exports"][m.target]["rows"] = mixes[m.target]["rows"]
+        summary["exports"][m.target]["dropped"] = ex.dropped(m.target)
+        summary["contamination"] = ex.contamination.summary()
     if mixes:
         summary["mix"] = mixes
     for k in kinds:
         os.replace(ex.tmp[k], round_dir / OUTPUTS[k])
     return summary
+
+
+def _mix_check(ex: _Exporter, kind: str) -> Callable[[str, dict[str, Any]], bool] | None:
+    """Rows mixed in from other files pass the contamination check too (this round's own are checked already)."""
+    if not ex.contamination.active:
+        return None
+    return lambda source, row: source == "selected" or not ex.contamination.drops(kind, None, row)
+
+
+def read_export_summary(round_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The summary of a round's finished export (rows kept, dropped by reason, contamination), or None."""
+    from thresher.runner import read_marker
+
+    marker = read_marker(RoundDir(Path(round_dir)).marker("export"))
+    return marker.get("summary") if marker.get("finished") else None
 
 
 def _summary(
@@ -375,4 +407,5 @@ def _summary(
         },
         "exports": exports,
         "tasks": {t: dict(sorted(c.items())) for t, c in sorted(ex.tasks.items())},
+        "contamination": ex.contamination.summary(),
     }
