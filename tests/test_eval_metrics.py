@@ -68,8 +68,11 @@ def test_task_metrics_per_task():
     assert m["add"]["pass@2"] == pytest.approx((0.5 + 5 / 6) / 2)
     assert m["add"]["maj@2"] == 0.5  # majority "5" is wrong, majority "4" is right
     assert m["add"]["sample_accuracy"] == pytest.approx((0.25 + 0.5) / 2)
-    assert m["mul"] == {"pass@1": 0.0, "pass@2": 0.0, "maj@2": 0.0, "sample_accuracy": 0.0}
-    assert task_metrics(results, k=1) == {"add": {"pass@1": 0.5}, "mul": {"pass@1": 0.0}}
+    assert m["mul"] == {"pass@1": 0.0, "pass@2": 0.0, "maj@2": 0.0, "sample_accuracy": 0.0, "prompts": 1}
+    assert m["add"]["prompts"] == 2
+    assert m["add"]["pass@1_ci"] == [0.0, 1.0]  # two prompts, one right: a resample holds 0, 1 or 2 of them
+    assert task_metrics(results, k=1) == {"add": {"pass@1": 0.5, "pass@1_ci": [0.0, 1.0], "prompts": 2},
+                                          "mul": {"pass@1": 0.0, "prompts": 1}}
 
 
 def test_judge_pick_shares_ties_and_skips_unscored():
@@ -124,5 +127,17 @@ def test_judge_task_metrics_counts_only_informative_items():
     m = judge_task_metrics(picks, correct)
     assert m["judge_items"] == 3
     assert m["judge_accuracy"] == pytest.approx(1 / 3)
+    assert m["judge_accuracy_ci"] == [0.0, 1.0]
     assert m["judge_random_accuracy"] == pytest.approx(0.5)
     assert judge_task_metrics([0], [[True]]) == {"judge_items": 0.0}
+
+
+def test_selection_lift_interval_excludes_zero_only_for_a_judge_that_beats_chance():
+    items = _crafted(400)
+    rng = random.Random(2)
+    oracle = selection_metrics([JudgedPrompt(t, c, [float(x) for x in c]) for t, c in items])["a"]
+    rand = selection_metrics([JudgedPrompt(t, c, [rng.random() for _ in c]) for t, c in items])["a"]
+    low, high = oracle["selection_lift_ci"]
+    assert 0 < low < oracle["selection_lift"] < high
+    low, high = rand["selection_lift_ci"]
+    assert low < 0 < high and high - low < 0.2

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from thresher.config import EvalConfig, TrainConfig
-from thresher.eval.stage import GREEDY_FILE, eval_stage, judge_selection
+from thresher.eval.judge_selection import judge_selection
+from thresher.eval.stage import GREEDY_FILE, eval_stage
 from thresher.records import Candidate, Prompt, Verdict, write_jsonl
 from thresher.store import ShardedJsonl
 

@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         for recipe in arms:
             print(f"\n=== {recipe.name}: selection policy {recipe.selection.policy} ===", file=sys.stderr)
             run_recipe(recipe)
+    if len(arms) > 1:  # the main arm's report was written before the control arm existed: now it shows both
+        from thresher.eval.report import write_report
+
+        write_report(main.run_dir)
     print_comparison(comparison(main.run_dir, arms[-1].run_dir if len(arms) > 1 else main.run_dir))
     print(f"reports: {', '.join(str(r.run_dir / 'report.html') for r in arms)}")
     print(f"quickstart wall time: {time.perf_counter() - start:.0f}s")

@@ -3,10 +3,13 @@
 Reads only the run directory (metrics.jsonl, each round's eval.json, the
 trained models' summaries), so it works on a running, finished or copied run.
 A task whose metric fell by more than the threshold (the recipe's
-eval.regression_threshold, or --threshold) between two rounds is flagged.
+eval.regression_threshold, or --threshold) and below the previous round's
+95% interval between two rounds is flagged. A control arm next to the run
+(`<name>-control`) is shown beside it; --compare names another run.
 
-Example:
+Examples:
     thresher report runs/quickstart
+    thresher report runs/quickstart --compare runs/quickstart-control
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", dest="run_flag", metavar="RUN", help="the run directory (same as the positional RUN)")
     parser.add_argument("--metric", default="pass@1", help="metric shown in the terminal table (default pass@1)")
     parser.add_argument("--threshold", type=float, help="regression threshold (default: the recipe's, else 0.02)")
+    parser.add_argument("--compare", metavar="OTHER_RUN",
+                        help="a run to show beside this one (default: <name>-control next to it, when it exists)")
     from thresher.commands.common import add_output_arguments
 
     add_output_arguments(parser)
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{run_dir.path}: no such run directory")
     if not read_metrics(run_dir.path):
         raise UserError(f"{run_dir.metrics}: no metrics yet (a run writes them after each round's eval)")
-    report = write_report(run_dir.path, args.threshold)
+    report = write_report(run_dir.path, args.threshold, compare=args.compare)
     print_table(run_dir.path, metric=args.metric, threshold=args.threshold)
     print(f"wrote {report} and {Path(run_dir.curves)}")
     return 0

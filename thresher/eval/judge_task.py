@@ -110,7 +110,7 @@ def judge_task_eval(
     language: str = "en",
     max_candidates: int = 4,
     seed: int = 0,
-) -> tuple[dict[str, float], dict[str, int], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], dict[str, int], list[dict[str, Any]]]:
     """(metrics, counts, examples) of the judge task; metrics are empty when no item could be built."""
     items = build_items(prompts, samples, verdicts, language, max_candidates, seed)
     if not items:
@@ -119,7 +119,10 @@ def judge_task_eval(
                              SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens, seed=seed))
     picks = [parse_pick(a[0].text, len(it.correct), language) for it, a in zip(items, answers)]
     m = judge_task_metrics(picks, [it.correct for it in items])
-    metrics = {"pass@1": m["judge_accuracy"], "random_accuracy": m["judge_random_accuracy"]}
+    metrics = {"pass@1": m["judge_accuracy"], "random_accuracy": m["judge_random_accuracy"],
+               "prompts": int(m["judge_items"])}
+    if "judge_accuracy_ci" in m:
+        metrics["pass@1_ci"] = m["judge_accuracy_ci"]
     counts = {"prompts": len(items), "unparsed": sum(p is None for p in picks)}
     examples = [
         {"task": JUDGE_TASK, "prompt_id": it.prompt.id, "prompt": it.prompt.question,

@@ -17,6 +17,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
+from typing import Any
+
+from thresher.eval.bootstrap import mean_with_interval
 
 
 def mean(values: Iterable[float]) -> float:
@@ -77,26 +80,32 @@ class PromptResult:
     sample_answers: list[str | None] = field(default_factory=list)
 
 
-def task_metrics(results: Sequence[PromptResult], k: int) -> dict[str, dict[str, float]]:
+def task_metrics(results: Sequence[PromptResult], k: int) -> dict[str, Any]:
     """Per task: pass@1 (greedy), and with k > 1 sampled answers pass@k, maj@k and the mean sample accuracy.
 
     pass@k uses the unbiased estimator with n = the samples drawn per prompt
-    (which may exceed k).
+    (which may exceed k). Each metric is a mean over prompts and comes with
+    its 95% bootstrap interval (`<metric>_ci: [low, high]`); `prompts` says
+    how many prompts they rest on.
     """
     by_task: dict[str, list[PromptResult]] = defaultdict(list)
     for r in results:
         by_task[r.task].append(r)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, Any] = {}
     for task in sorted(by_task):
         rs = by_task[task]
-        m = {"pass@1": mean(1.0 if r.greedy_correct else 0.0 for r in rs)}
+        per_prompt = {"pass@1": [1.0 if r.greedy_correct else 0.0 for r in rs]}
         if k > 1:
             for r in rs:
                 if len(r.sample_correct) < k:
                     raise ValueError(f"task {task}: a prompt has {len(r.sample_correct)} samples, fewer than k={k}")
-            m[f"pass@{k}"] = mean(pass_at_k(len(r.sample_correct), sum(r.sample_correct), k) for r in rs)
-            m[f"maj@{k}"] = mean(maj_at_k(r.sample_answers, r.sample_correct) for r in rs)
-            m["sample_accuracy"] = mean(sum(r.sample_correct) / len(r.sample_correct) for r in rs)
+            per_prompt[f"pass@{k}"] = [pass_at_k(len(r.sample_correct), sum(r.sample_correct), k) for r in rs]
+            per_prompt[f"maj@{k}"] = [maj_at_k(r.sample_answers, r.sample_correct) for r in rs]
+            per_prompt["sample_accuracy"] = [sum(r.sample_correct) / len(r.sample_correct) for r in rs]
+        m: dict[str, Any] = {}
+        for metric, values in per_prompt.items():
+            mean_with_interval(m, metric, values)
+        m["prompts"] = len(rs)
         out[task] = m
     return out
 
@@ -133,6 +142,8 @@ class JudgedPrompt:
     """Oracle correctness of each candidate (candidates the oracle could not check are left out)."""
     scores: list[float | None]
     """The judge's score of each candidate; None where it has no opinion or failed."""
+    lengths: list[int] | None = None
+    """Each candidate's length (tokens where the sampler counted them, else characters), for length bias."""
 
 
 def selection_metrics(items: Sequence[JudgedPrompt]) -> dict[str, dict[str, float]]:
@@ -147,12 +158,17 @@ def selection_metrics(items: Sequence[JudgedPrompt]) -> dict[str, dict[str, floa
     - `oracle_accuracy`: fraction of prompts with at least one correct
       candidate, the best any judge can do;
     - `coverage`, `prompts`.
+
+    Lift is a mean over prompts of (pick accuracy - random accuracy), so its
+    95% bootstrap interval (`selection_lift_ci`) resamples those per-prompt
+    differences: an interval that holds 0 says the judge is not shown to
+    beat chance.
     """
     by_task: dict[str, list[JudgedPrompt]] = defaultdict(list)
     for it in items:
         if it.correct:
             by_task[it.task].append(it)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for task in sorted(by_task):
         picks, randoms, covered = [], [], 0
         for it in by_task[task]:
@@ -161,15 +177,12 @@ def selection_metrics(items: Sequence[JudgedPrompt]) -> dict[str, dict[str, floa
             covered += pick is not None
             picks.append(rand if pick is None else pick)
             randoms.append(rand)
-        sel, rnd = mean(picks), mean(randoms)
-        out[task] = {
-            "selection_accuracy": sel,
-            "random_accuracy": rnd,
-            "selection_lift": sel - rnd,
-            "oracle_accuracy": mean(1.0 if any(it.correct) else 0.0 for it in by_task[task]),
-            "coverage": covered / len(by_task[task]),
-            "prompts": float(len(by_task[task])),
-        }
+        m: dict[str, Any] = {"selection_accuracy": mean(picks), "random_accuracy": mean(randoms)}
+        mean_with_interval(m, "selection_lift", [p - r for p, r in zip(picks, randoms)])
+        m["oracle_accuracy"] = mean(1.0 if any(it.correct) else 0.0 for it in by_task[task])
+        m["coverage"] = covered / len(by_task[task])
+        m["prompts"] = float(len(by_task[task]))
+        out[task] = m
     return out
 
 
@@ -185,13 +198,18 @@ def judge_task_metrics(picks: Sequence[int | None], correct: Sequence[Sequence[b
     if len(picks) != len(correct):
         raise ValueError(f"judge_task_metrics: {len(picks)} picks but {len(correct)} items")
     hits, rand, n = 0.0, 0.0, 0
+    per_item: list[float] = []
     for pick, cs in zip(picks, correct):
         if not any(cs) or all(cs):
             continue
         n += 1
         rand += random_pick_accuracy(cs)
-        if pick is not None and 0 <= pick < len(cs) and cs[pick]:
-            hits += 1
+        hit = pick is not None and 0 <= pick < len(cs) and cs[pick]
+        hits += hit
+        per_item.append(1.0 if hit else 0.0)
     if n == 0:
         return {"judge_items": 0.0}
-    return {"judge_accuracy": hits / n, "judge_random_accuracy": rand / n, "judge_items": float(n)}
+    out: dict[str, Any] = {}
+    mean_with_interval(out, "judge_accuracy", per_item)
+    out.update({"judge_accuracy": hits / n, "judge_random_accuracy": rand / n, "judge_items": float(n)})
+    return out

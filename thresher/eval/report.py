@@ -2,19 +2,25 @@
 
 The common failure of this kind of training is a task that regresses while
 the others rise (Tulu 3's HumanEval fell while GSM8K climbed), and an
-average hides it. So every view here is per task and round by round, deltas
-are coloured, and a drop larger than the configured threshold is flagged in
-the terminal, in the HTML and in the returned warning lines.
+average hides it. So every view here is per task and round by round, with
+the 95% interval of each number and the prompts it rests on. A drop is
+flagged (in the terminal, in the HTML and in the returned warning lines)
+when it is larger than the configured threshold and falls below the
+previous round's interval: a drop inside the interval is noise.
 
-Everything is built from the run directory alone (`metrics.jsonl`, each
-round's `eval.json`, `model/.complete`), so `thresher report RUN_DIR` works on
-a finished, a running or a copied run.
+The report also shows the other arm of a main / control pair beside this
+one, each round's export (kept, dropped by reason, contamination), training
+candidates with their verdicts and critiques, each judge's report card with
+its best-of-N curve, and the command that opens the viewer.
+
+Everything is built from run directories alone (`metrics.jsonl`, each
+round's `eval.json`, export summaries and shards, `model/.complete`), so
+`thresher report RUN_DIR` works on a finished, a running or a copied run.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -22,27 +28,49 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from thresher.eval import report_html as H
+from thresher.eval.bootstrap import ci_key, is_ci_key
+from thresher.eval.report_data import export_summaries, resolve_partner, training_examples
+from thresher.eval.report_plots import BON_FILE, plot_best_of_n
+from thresher.eval.report_plots import plot_curves as _plot_curves
 from thresher.records import read_jsonl
-from thresher.store import COMPLETE, RunDir, read_json
+from thresher.store import RunDir, read_json
 
 JUDGE_METRICS = ("selection_accuracy", "selection_lift")
 """Judge metrics copied into metrics.jsonl, as `<metric>/<judge>` under each task."""
 DEFAULT_THRESHOLD = 0.02
 
 
+def _row(round_index: int, task: str, metric: str, value: Any, ci: Any, prompts: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"round": round_index, "task": task, "metric": metric, "value": float(value)}
+    if ci is not None:
+        row["ci"] = [float(ci[0]), float(ci[1])]
+    if prompts is not None:
+        row["prompts"] = int(prompts)
+    return row
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def metric_rows(round_index: int, eval_dict: dict[str, Any]) -> list[dict[str, Any]]:
-    """metrics.jsonl rows for one round's eval.json: task metrics, plus each judge's selection metrics."""
-    rows = [
-        {"round": round_index, "task": task, "metric": metric, "value": float(value)}
-        for task, metrics in eval_dict.get("tasks", {}).items()
-        for metric, value in metrics.items()
-    ]
+    """metrics.jsonl rows for one round's eval.json: task metrics, plus each judge's selection metrics.
+
+    A row carries its 95% interval (`ci`) and prompt count (`prompts`) when eval.json has them.
+    """
+    rows = []
+    for task, metrics in eval_dict.get("tasks", {}).items():
+        n = metrics.get("prompts")
+        for metric, value in metrics.items():
+            if metric != "prompts" and not is_ci_key(metric) and _scalar(value):
+                rows.append(_row(round_index, task, metric, value, metrics.get(ci_key(metric)), n))
     for judge, per_task in eval_dict.get("judges", {}).items():
         for task, metrics in per_task.items():
             for metric in JUDGE_METRICS:
                 if metric in metrics:
-                    rows.append({"round": round_index, "task": task, "metric": f"{metric}/{judge}",
-                                 "value": float(metrics[metric])})
+                    rows.append(_row(round_index, task, f"{metric}/{judge}", metrics[metric],
+                                     metrics.get(ci_key(metric)), metrics.get("prompts")))
     return rows
 
 
@@ -58,14 +86,14 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return list(read_jsonl(path)) if path.is_file() else []
 
 
-Series = dict[tuple[str, str], dict[int, float]]
-"""(task, metric) -> {round: value}."""
+Series = dict[tuple[str, str], dict[int, dict[str, Any]]]
+"""(task, metric) -> {round: metrics.jsonl row (value, and ci and prompts when known)}."""
 
 
 def _series(rows: Iterable[dict[str, Any]]) -> Series:
     out: Series = defaultdict(dict)
     for r in rows:
-        out[(r["task"], r["metric"])][int(r["round"])] = float(r["value"])
+        out[(r["task"], r["metric"])][int(r["round"])] = r
     return out
 
 
@@ -79,10 +107,18 @@ def _metric_order(metric: str) -> tuple[int, str]:
     return rank, metric
 
 
+def is_regression(prev: dict[str, Any], cur: dict[str, Any], threshold: float) -> bool:
+    """A drop larger than `threshold` that also falls below the previous round's 95% interval (when known)."""
+    if prev["value"] - cur["value"] <= threshold:
+        return False
+    ci = prev.get("ci")
+    return ci is None or cur["value"] < ci[0]
+
+
 def regressions(
     run_dir: str | Path, threshold: float = DEFAULT_THRESHOLD, metrics: Sequence[str] | None = None
 ) -> list[str]:
-    """Warning lines for every task metric that fell by more than `threshold` from one round to the next.
+    """Warning lines for every task metric that regressed from one round to the next (see `is_regression`).
 
     `metrics` limits the check (default: every task metric; judge metrics are
     about the judges, not the student, and are left out unless named).
@@ -94,14 +130,18 @@ def regressions(
             continue
         if metrics is None and is_judge_metric(metric):
             continue
-        rounds = sorted(by_round)
-        for prev, cur in pairwise(rounds):
-            delta = by_round[cur] - by_round[prev]
-            if -delta > threshold:
-                lines.append(
-                    f"warning: task {task} {metric} fell {by_round[prev]:.3f} -> {by_round[cur]:.3f} "
-                    f"({delta:+.3f}) from round {prev} to round {cur}"
-                )
+        for prev, cur in pairwise(sorted(by_round)):
+            a, b = by_round[prev], by_round[cur]
+            if not is_regression(a, b, threshold):
+                continue
+            note = ""
+            if a.get("ci"):
+                n = f" of {a['prompts']} prompts" if a.get("prompts") else ""
+                note = f", below round {prev}'s 95% interval [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]{n}"
+            lines.append(
+                f"warning: task {task} {metric} fell {a['value']:.3f} -> {b['value']:.3f} "
+                f"({b['value'] - a['value']:+.3f}{note}) from round {prev} to round {cur}"
+            )
     return lines
 
 
@@ -119,156 +159,18 @@ def _threshold(run_dir: Path, threshold: float | None) -> float:
     return DEFAULT_THRESHOLD
 
 
-def plot_curves(run_dir: str | Path, out_path: str | Path | None = None) -> Path | None:
-    """`curves.png`: one panel per metric, one line per task across rounds. None when there are no metrics."""
-    from matplotlib.figure import Figure
-
-    series = _series(read_metrics(run_dir))
-    metrics = sorted({m for _, m in series if not m.startswith("selection_accuracy/")}, key=_metric_order)
-    if not metrics:
-        return None
-    all_rounds = sorted({r for vals in series.values() for r in vals})
-    cols = min(3, len(metrics))
-    rows = (len(metrics) + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax, metric in zip(axes.flat, metrics):
-        for task in sorted({t for t, m in series if m == metric}):
-            pts = sorted(series[(task, metric)].items())
-            ax.plot([r for r, _ in pts], [v for _, v in pts], marker="o", label=task)
-        if is_judge_metric(metric):
-            ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
-        ax.set_title(metric)
-        ax.set_xlabel("round")
-        ax.set_xticks(all_rounds)
-        ax.set_xlim(all_rounds[0] - 0.3, all_rounds[-1] + 0.3)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.set_visible(False)
-    out = Path(out_path) if out_path is not None else RunDir(run_dir).curves
-    fig.savefig(out, dpi=110)
-    return out
+def _plotted(series: Series) -> list[str]:
+    return sorted({m for _, m in series if not m.startswith("selection_accuracy/")}, key=_metric_order)
 
 
-# --- HTML -----------------------------------------------------------------------------------------
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.up{color:#1a7f37}.down{color:#c62828}
-.reg{background:#fdecea;font-weight:bold}.flat{color:#888}.warn{color:#c62828}
-pre{background:#f7f7f7;padding:0.8em;overflow:auto}img{max-width:100%}
-"""
-
-
-def _esc(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _cell(value: float | None, prev: float | None, threshold: float) -> str:
-    if value is None:
-        return "<td class='flat'>-</td>"
-    if prev is None:
-        return f"<td>{value:.3f}</td>"
-    delta = value - prev
-    cls = "up" if delta > 1e-12 else "down" if delta < -1e-12 else "flat"
-    reg = " reg" if -delta > threshold else ""
-    flag = " &#9888;" if reg else ""
-    return f"<td class='{cls}{reg}'>{value:.3f} <small>({delta:+.3f})</small>{flag}</td>"
-
-
-def _task_tables(series: Series, rounds: list[int], threshold: float) -> str:
-    parts = []
-    metrics = sorted({m for _, m in series if not is_judge_metric(m)}, key=_metric_order)
-    for metric in metrics:
-        head = "".join(f"<th>round {r}</th>" for r in rounds)
-        body = []
-        for task in sorted({t for t, m in series if m == metric}):
-            vals = series[(task, metric)]
-            cells, prev = [], None
-            for r in rounds:
-                v = vals.get(r)
-                cells.append(_cell(v, prev, threshold))
-                prev = v if v is not None else prev
-            body.append(f"<tr><td class='l'>{_esc(task)}</td>{''.join(cells)}</tr>")
-        parts.append(f"<h3>{_esc(metric)}</h3><table><tr><th class='l'>task</th>{head}</tr>{''.join(body)}</table>")
-    return "".join(parts)
-
-
-def _judge_table(evals: dict[int, dict[str, Any]]) -> str:
-    rows = []
-    for r, ev in sorted(evals.items()):
-        for judge, per_task in sorted(ev.get("judges", {}).items()):
-            for task, m in sorted(per_task.items()):
-                lift = m.get("selection_lift", 0.0)
-                verdict = "no better than random" if abs(lift) < 0.01 else ("worse than random" if lift < 0 else "")
-                cls = "up" if lift >= 0.01 else "warn"
-                rows.append(
-                    f"<tr><td>{r}</td><td class='l'>{_esc(judge)}</td><td class='l'>{_esc(task)}</td>"
-                    f"<td>{m.get('selection_accuracy', 0):.3f}</td><td>{m.get('random_accuracy', 0):.3f}</td>"
-                    f"<td class='{cls}'>{lift:+.3f}</td><td>{m.get('oracle_accuracy', 0):.3f}</td>"
-                    f"<td>{m.get('coverage', 0):.2f}</td><td>{int(m.get('errors', 0))}</td>"
-                    f"<td>{int(m.get('prompts', 0))}</td><td class='l warn'>{verdict}</td></tr>"
-                )
-    if not rows:
-        return "<p>No judge measurements (they need a round's candidates and verdicts with references).</p>"
-    head = ("<tr><th>round</th><th class='l'>judge</th><th class='l'>task</th><th>selection acc.</th>"
-            "<th>random acc.</th><th>lift</th><th>oracle acc.</th><th>coverage</th><th>errors</th>"
-            "<th>prompts</th><th class='l'></th></tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _examples(evals: dict[int, dict[str, Any]]) -> str:
-    parts = []
-    for r, ev in sorted(evals.items()):
-        ex = ev.get("examples", [])
-        if not ex:
-            continue
-        rows = "".join(
-            f"<tr><td class='l'>{_esc(e.get('task'))}</td><td class='l'>{_esc(e.get('prompt'))}</td>"
-            f"<td class='l'>{_esc(e.get('reference'))}</td><td class='l'><pre>{_esc(e.get('answer'))}</pre></td>"
-            f"<td class='l'>{_esc(e.get('extracted'))}</td>"
-            f"<td class='{'up' if e.get('correct') else 'down'}'>{'&#10003;' if e.get('correct') else '&#10007;'}</td>"
-            "</tr>"
-            for e in ex
-        )
-        parts.append(
-            f"<details><summary>round {r}: {len(ex)} greedy answers</summary><table><tr><th class='l'>task</th>"
-            f"<th class='l'>prompt</th><th class='l'>reference</th><th class='l'>answer</th>"
-            f"<th class='l'>extracted</th><th>ok</th></tr>{rows}</table></details>"
-        )
-    return "".join(parts) or "<p>No examples recorded.</p>"
-
-
-def _counts(evals: dict[int, dict[str, Any]]) -> str:
-    rows = [
-        f"<tr><td>{r}</td><td class='l'>{_esc(task)}</td><td>{c.get('prompts', 0)}</td>"
-        f"<td>{c.get('unverifiable', 0)}</td><td class='{'warn' if c.get('verifier_errors') else ''}'>"
-        f"{c.get('verifier_errors', 0)}</td></tr>"
-        for r, ev in sorted(evals.items())
-        for task, c in sorted(ev.get("counts", {}).items())
-    ]
-    if not rows:
-        return ""
-    return ("<h2>Eval prompts and verifier errors</h2><table><tr><th>round</th><th class='l'>task</th>"
-            f"<th>prompts</th><th>unverifiable</th><th>verifier errors</th></tr>{''.join(rows)}</table>")
-
-
-def _training(run: RunDir) -> str:
-    rows = []
-    for rd in run.rounds():
-        marker = rd.model / COMPLETE
-        if marker.is_file():
-            s = read_json(marker)
-            loss = (f"{s['first_loss']:.3f} -> {s['final_loss']:.3f}"
-                    if s.get("first_loss") is not None and s.get("final_loss") is not None else "-")
-            rows.append(f"<tr><td>{rd.index}</td><td class='l'>{_esc(s.get('method'))}</td><td>{s.get('rows')}</td>"
-                        f"<td>{s.get('steps')}</td><td>{loss}</td><td class='l'>{_esc(s.get('saved'))}</td></tr>")
-    if not rows:
-        return ""
-    return ("<h2>Training</h2><table><tr><th>round</th><th class='l'>method</th><th>rows</th><th>steps</th>"
-            f"<th>loss first -> final</th><th class='l'>saved</th></tr>{''.join(rows)}</table>")
+def plot_curves(run_dir: str | Path, out_path: str | Path | None = None, other: str | Path | None = None) -> Path | None:
+    """`curves.png`: one panel per metric, one line per task across rounds with its 95% band; the other arm
+    of a pair (`other`) dashed. None when there are no metrics."""
+    run = RunDir(run_dir)
+    series = _series(read_metrics(run.path))
+    other_series = _series(read_metrics(other)) if other is not None else None
+    return _plot_curves(series, _plotted(series), out_path if out_path is not None else run.curves, run.path.name,
+                        other_series, Path(other).name if other is not None else None, is_judge_metric)
 
 
 def read_evals(run_dir: str | Path) -> dict[int, dict[str, Any]]:
@@ -276,33 +178,77 @@ def read_evals(run_dir: str | Path) -> dict[int, dict[str, Any]]:
     return {rd.index: read_json(rd.eval) for rd in RunDir(run_dir).rounds() if rd.eval.is_file()}
 
 
-def write_report(run_dir: str | Path, threshold: float | None = None) -> Path:
-    """Write `curves.png` and a self-contained `report.html` (images inlined); returns the HTML path."""
+def _image(path: Path | None, alt: str) -> str:
+    if path is None:
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img alt='{alt}' src='data:image/png;base64,{data}'>"
+
+
+def _judges_html(run: RunDir, evals: dict[int, dict[str, Any]]) -> str:
+    judged = [r for r, ev in sorted(evals.items()) if ev.get("judges")]
+    parts = [H.judge_table(evals)]
+    if judged:
+        last = judged[-1]
+        png = plot_best_of_n(evals[last]["judges"], run.path / BON_FILE, f"{run.path.name}: best-of-N, round {last}")
+        if png is not None:
+            parts.append(f"<h3>Best-of-N, round {last}</h3><p>Accuracy of each judge's pick among N candidates of "
+                         "a prompt, beside majority vote over the same N, a random pick and the oracle.</p>"
+                         + _image(png, "best-of-N curves"))
+            parts.append(f"<details><summary>best-of-N numbers</summary>{H.bon_tables(evals[last]['judges'], last)}"
+                         "</details>")
+    return "".join(parts)
+
+
+def write_report(run_dir: str | Path, threshold: float | None = None, compare: str | Path | bool | None = None) -> Path:
+    """Write `curves.png`, `best_of_n.png` and a self-contained `report.html`; returns the HTML path.
+
+    `compare`: the other arm to show beside this one (None: `<name>-control`
+    or `<name>` next to this run when it exists; False: none).
+    """
     run = RunDir(run_dir)
+    other = resolve_partner(run.path, compare)
     thr = _threshold(run.path, threshold)
     series = _series(read_metrics(run.path))
     rounds = sorted({r for vals in series.values() for r in vals})
     evals = read_evals(run.path)
     warnings = regressions(run.path, thr)
-    curves = plot_curves(run.path)
-    img = ""
-    if curves is not None:
-        img = "<h2>Curves</h2><img alt='curves' src='data:image/png;base64," + base64.b64encode(
-            curves.read_bytes()).decode("ascii") + "'>"
-    warn_html = (
-        "<ul>" + "".join(f"<li class='warn'>{_esc(w)}</li>" for w in warnings) + "</ul>"
-        if warnings else f"<p class='up'>No task fell by more than {thr:g} between rounds.</p>"
-    )
-    recipe = ""
+    task_metrics = [m for m in _plotted(series) if not is_judge_metric(m)]
+
+    viewer = f"thresher view {run.path}" + (f" {other}" if other is not None else "")
+    parts = [f"<h1>thresher report: {H.esc(run.path.name)}</h1>",
+             f"<p>Open the data (every candidate, verdict, critique and selection decision) in the viewer: "
+             f"<code class='cmd'>{H.esc(viewer)}</code></p>"]
     if run.recipe.is_file():
-        recipe = f"<details><summary>recipe</summary><pre>{_esc(run.recipe.read_text(encoding='utf-8'))}</pre></details>"
+        parts.append(f"<details><summary>recipe</summary><pre>{H.esc(run.recipe.read_text(encoding='utf-8'))}</pre>"
+                     "</details>")
+    parts.append(f"<h2>Regressions (threshold {thr:g}, outside the previous round's 95% interval)</h2>")
+    parts.append("<ul>" + "".join(f"<li class='warn'>{H.esc(w)}</li>" for w in warnings) + "</ul>" if warnings
+                 else f"<p class='up'>No task fell by more than {thr:g} and outside its interval between rounds.</p>")
+    if other is not None:
+        other_series = _series(read_metrics(other))
+        parts.append(f"<h2>{H.esc(run.path.name)} beside {H.esc(other.name)}</h2>")
+        parts.append(H.arms_tables(series, other_series, task_metrics, run.path.name, other.name))
+    parts.append("<h2>Per task, round by round</h2><p>Each value with its 95% bootstrap interval over the "
+                 "prompts (below it) and the number of prompts in the last round.</p>")
+    parts.append(H.task_tables(series, rounds, task_metrics, lambda a, b: is_regression(a, b, thr))
+                 or "<p>No metrics yet.</p>")
+    curves = plot_curves(run.path, other=other)
+    if curves is not None:
+        parts.append("<h2>Curves</h2>" + _image(curves, "curves"))
+    parts.append(f"<h2>Judges: report cards against the oracle</h2>{_judges_html(run, evals)}")
+    arms = {run.path.name: export_summaries(run.path)}
+    if other is not None:
+        arms[other.name] = export_summaries(other)
+    parts.append(f"<h2>Export: kept and dropped, by reason</h2>{H.export_table(arms)}")
+    examples = {rd.index: training_examples(rd.path) for rd in run.rounds()}
+    parts.append(f"<h2>Training candidates: kept and rejected</h2>{H.training_examples_html(examples)}")
+    parts.append(H.training_table(run))
+    parts.append(H.counts_table(evals))
+    parts.append(f"<h2>Eval answers</h2>{H.eval_examples(evals)}")
     doc = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>thresher report: {_esc(run.path.name)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>thresher report: {_esc(run.path.name)}</h1>{recipe}"
-        f"<h2>Regressions (threshold {thr:g})</h2>{warn_html}"
-        f"<h2>Per task, round by round</h2>{_task_tables(series, rounds, thr) or '<p>No metrics yet.</p>'}"
-        f"{img}<h2>Judges: selection accuracy and lift against the oracle</h2>{_judge_table(evals)}"
-        f"{_training(run)}{_counts(evals)}<h2>Sampled examples</h2>{_examples(evals)}"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>thresher report: {H.esc(run.path.name)}</title>"
+        f"<style>{H.CSS}</style></head><body>{''.join(parts)}"
         "<script type='application/json' id='metrics'>"
         + json.dumps(read_metrics(run.path)).replace("</", "<\\/") + "</script>"
         "</body></html>"
@@ -325,21 +271,23 @@ def print_table(run_dir: str | Path, metric: str = "pass@1", console: Any = None
     table.add_column("task")
     for r in rounds:
         table.add_column(f"round {r}", justify="right")
+    table.add_column("prompts", justify="right")
     for task in sorted({t for t, m in series if m == metric}):
         vals, prev, cells = series[(task, metric)], None, []
         for r in rounds:
-            v = vals.get(r)
-            if v is None:
+            cur = vals.get(r)
+            if cur is None:
                 cells.append("-")
                 continue
+            v = cur["value"]
             if prev is None:
                 cells.append(f"{v:.3f}")
             else:
-                d = v - prev
-                style = "red bold" if -d > thr else "green" if d > 0 else "red" if d < 0 else "dim"
+                d = v - prev["value"]
+                style = "red bold" if is_regression(prev, cur, thr) else "green" if d > 0 else "red" if d < 0 else "dim"
                 cells.append(f"{v:.3f} [{style}]({d:+.3f})[/{style}]")
-            prev = v
-        table.add_row(task, *cells)
+            prev = cur
+        table.add_row(task, *cells, str(vals[max(vals)].get("prompts", "-")))
     console.print(table)
     for line in regressions(run_dir, thr):
         console.print(line, style="red", markup=False, highlight=False)

@@ -26,7 +26,7 @@ from typing import Any
 
 from thresher.config import EvalConfig
 from thresher.errors import ConfigError, UserError
-from thresher.eval.metrics import JudgedPrompt, PromptResult, selection_metrics, task_metrics
+from thresher.eval.metrics import PromptResult, task_metrics
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
 from thresher.runner import run_stage
 from thresher.sampling.params import Sampler, SamplingParams
@@ -122,7 +122,8 @@ def _drop_stale_generations(round_dir: Path, key: dict[str, Any]) -> None:
     write_json(path, key)
 
 
-def _grouped(cands: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+def candidates_by_prompt(cands: Sequence[Candidate]) -> dict[str, list[Candidate]]:
+    """Candidates by prompt id, in input order."""
     by: dict[str, list[Candidate]] = defaultdict(list)
     for c in cands:
         by[c.prompt_id].append(c)
@@ -134,7 +135,7 @@ def _generate(
 ) -> list[list[Candidate]]:
     """Answers for every prompt, read from `path` when a finished earlier run left them there."""
     if path.is_file():
-        by = _grouped(list(read_jsonl(path, Candidate)))
+        by = candidates_by_prompt(list(read_jsonl(path, Candidate)))
         if all(len(by.get(p.id, [])) >= params.n for p in prompts):
             return [sorted(by[p.id], key=lambda c: c.index)[: params.n] for p in prompts]
         log.info("%s: incomplete, generating again", path)
@@ -145,7 +146,7 @@ def _generate(
     return out
 
 
-def _oracle(kind: str, verifier: Any, cache: dict[str, Any]) -> Any:
+def oracle_for(kind: str, verifier: Any, cache: dict[str, Any]) -> Any:
     """The given verifier, or the one for this kind of prompt (built once, kept in `cache`)."""
     if verifier is not None:
         return verifier
@@ -154,7 +155,7 @@ def _oracle(kind: str, verifier: Any, cache: dict[str, Any]) -> Any:
     return cache[kind]
 
 
-def _verify(
+def oracle_verdicts(
     prompts: Sequence[Prompt], cands: Sequence[Sequence[Candidate]], verifier: Any, cache: dict[str, Any]
 ) -> list[list[Verdict | None]]:
     """Verdicts of each prompt's oracle verifier (None for prompts nothing can check), in input order."""
@@ -165,7 +166,7 @@ def _verify(
         if kind is not None:
             groups[kind].append(i)
     for kind, idx in groups.items():
-        verdicts = _oracle(kind, verifier, cache).judge([prompts[i] for i in idx], [cands[i] for i in idx])
+        verdicts = oracle_for(kind, verifier, cache).judge([prompts[i] for i in idx], [cands[i] for i in idx])
         for i, vs in zip(idx, verdicts):
             out[i] = list(vs)
     return out
@@ -222,7 +223,7 @@ def evaluate_prompts(
         sampler, prompts, SamplingParams(n=1, temperature=0.0, max_tokens=cfg.max_tokens, seed=seed),
         round_dir / GREEDY_FILE,
     )
-    g_verdicts = _verify(prompts, greedy, verifier, cache)
+    g_verdicts = oracle_verdicts(prompts, greedy, verifier, cache)
     samples: list[list[Candidate]] = [[] for _ in prompts]
     s_verdicts: list[list[Verdict | None]] = [[] for _ in prompts]
     if cfg.k > 1:
@@ -231,7 +232,7 @@ def evaluate_prompts(
             max_tokens=cfg.max_tokens, seed=seed,
         )
         samples = _generate(sampler, prompts, params, round_dir / SAMPLES_FILE)
-        s_verdicts = _verify(prompts, samples, verifier, cache)
+        s_verdicts = oracle_verdicts(prompts, samples, verifier, cache)
 
     results: list[PromptResult] = []
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"prompts": 0, "unverifiable": 0, "verifier_errors": 0})
@@ -272,73 +273,6 @@ def evaluate_prompts(
     for task, extra in _text_metrics(names, prompts, greedy).items() if names else []:
         metrics.setdefault(task, {}).update(extra)
     return metrics, dict(counts), examples
-
-
-def _score(v: Verdict | None) -> float | None:
-    """What a judge's verdict says for ranking: its score, else its correctness, else nothing."""
-    if v is None or not v.ok:
-        return None
-    if v.score is not None:
-        return float(v.score)
-    if v.correct is not None:
-        return 1.0 if v.correct else 0.0
-    return None
-
-
-def judge_selection(
-    prompts: Sequence[Prompt],
-    candidates: Sequence[Candidate],
-    verdicts: Sequence[Verdict],
-    verifier: Any = None,
-    verifier_cache: dict[str, Any] | None = None,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """For every judge in `verdicts`: per-task selection accuracy and lift against the oracle.
-
-    The oracle is the verifier for each prompt's kind (math / code); its
-    verdicts are taken from `verdicts` when a judge of the same name judged
-    the candidates, and computed here otherwise. Prompts without a reference
-    or tests have no oracle and are left out. Each judge's entry also counts
-    its errors on the candidates measured.
-    """
-    cache = {} if verifier_cache is None else verifier_cache
-    by_prompt = _grouped(candidates)
-    checkable = [p for p in prompts if verifier_kind(p) is not None and by_prompt.get(p.id)]
-    by_judge: dict[str, dict[str, Verdict]] = defaultdict(dict)
-    for v in verdicts:
-        by_judge[v.judge][v.candidate_id] = v
-
-    oracle: dict[str, bool] = {}
-    todo: list[Prompt] = []
-    for p in checkable:
-        given = by_judge.get(_oracle(verifier_kind(p), verifier, cache).name, {})
-        cands = by_prompt[p.id]
-        if all(c.id in given for c in cands):
-            oracle.update({c.id: given[c.id].correct for c in cands if given[c.id].ok and given[c.id].correct is not None})
-        else:
-            todo.append(p)
-    if todo:
-        fresh = _verify(todo, [by_prompt[p.id] for p in todo], verifier, cache)
-        for p, vs in zip(todo, fresh):
-            oracle.update({c.id: v.correct for c, v in zip(by_prompt[p.id], vs) if v is not None and v.ok
-                           and v.correct is not None})
-
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for name in sorted(by_judge):
-        seen = by_judge[name]
-        items, errors = [], defaultdict(int)
-        for p in checkable:
-            cands = [c for c in by_prompt[p.id] if c.id in oracle]
-            if not cands:
-                continue
-            errors[p.task] += sum(1 for c in cands if c.id in seen and not seen[c.id].ok)
-            items.append(JudgedPrompt(p.task, [oracle[c.id] for c in cands], [_score(seen.get(c.id)) for c in cands]))
-        if not any(_score(v) is not None or not v.ok for v in seen.values()):
-            continue  # pure critique text, no score and no failure: nothing to rank by
-        per_task = selection_metrics(items)
-        for task, m in per_task.items():
-            m["errors"] = float(errors[task])
-        out[name] = per_task
-    return out
 
 
 def _load_round_prompts(round_dir: Path, given: Sequence[Prompt] | None) -> list[Prompt]:
@@ -450,6 +384,8 @@ def _evaluate(stage: EvalStage) -> dict[str, Any]:
         tasks, counts, examples = evaluate_prompts(sampler, prompts, cfg, round_dir, verifier, seed, cache)
         judges: dict[str, Any] = {}
         if stage.round_candidates is not None and stage.round_verdicts is not None:
+            from thresher.eval.judge_selection import judge_selection
+
             judges = judge_selection(
                 _load_round_prompts(round_dir, stage.round_prompts),
                 list(read_records(stage.round_candidates, Candidate)),

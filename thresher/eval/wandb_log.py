@@ -29,16 +29,22 @@ def wandb_mode() -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
+def _scalar(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def round_log(round_index: int, eval_dict: dict[str, Any]) -> dict[str, float]:
-    """The scalars of one round's eval.json, under W&B keys."""
+    """The scalars of one round's eval.json, under W&B keys (intervals and curves are not scalars)."""
     data: dict[str, float] = {"round": round_index}
     for task, metrics in eval_dict.get("tasks", {}).items():
         for metric, value in metrics.items():
-            data[f"task/{task}/{metric}"] = float(value)
+            if _scalar(value):
+                data[f"task/{task}/{metric}"] = float(value)
     for judge, per_task in eval_dict.get("judges", {}).items():
         for task, metrics in per_task.items():
             for metric, value in metrics.items():
-                data[f"judge/{judge}/{task}/{metric}"] = float(value)
+                if _scalar(value):
+                    data[f"judge/{judge}/{task}/{metric}"] = float(value)
     return data
 
 
