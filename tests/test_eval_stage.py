@@ -77,8 +77,12 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
     assert all(t.strip() == "7" for t in greedy.values()), greedy
     assert result["tasks"]["addition"]["pass@1"] == 0.75  # three of four answers are 7
     assert result["tasks"]["subtraction"]["pass@1"] == 0.5
+    low, high = result["tasks"]["addition"]["pass@1_ci"]  # 3 of 4 right: a resample holds 0 to 4 right ones
+    assert low in (0.0, 0.25) and high == 1.0
     for task in ("addition", "subtraction"):
-        assert set(result["tasks"][task]) == {"pass@1", "pass@4", "maj@4", "sample_accuracy"}
+        metrics = {"pass@1", "pass@4", "maj@4", "sample_accuracy"}
+        assert set(result["tasks"][task]) == metrics | {f"{m}_ci" for m in metrics} | {"prompts"}
+        assert result["tasks"][task]["prompts"] == 4
         assert result["counts"][task] == {"prompts": 4, "unverifiable": 0, "verifier_errors": 0}
 
     # the judge task shows prompts whose samples hold a right and a wrong answer (at temperature 1.5 some do);
@@ -97,6 +101,8 @@ def test_eval_stage_tasks_judges_skip_and_reuse(sevens, tiny_lm, tmp_path):
         assert good["selection_accuracy"] == 1.0
         assert good["random_accuracy"] == pytest.approx(rand)
         assert good["selection_lift"] == pytest.approx(1.0 - rand)
+        assert 0.5 <= good["selection_lift_ci"][0] <= good["selection_lift"] <= good["selection_lift_ci"][1] <= 0.75
+        assert good["best_of_n"]["judge"][-1] == 1.0 and good["best_of_n"]["n"] == [1, 2, 4]
         broken = judges["broken"][task]  # failed on everything: visible, never a score
         assert broken["coverage"] == 0.0 and broken["selection_lift"] == 0.0 and broken["errors"] == 16.0
     assert -1.0 <= judges["random_rm"]["addition"]["selection_lift"] <= 1.0

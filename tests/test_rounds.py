@@ -74,6 +74,11 @@ def test_two_rounds_write_the_run_directory_contract(tiny_lm, tiny_rm, tmp_path)
         ev = json.loads((rd / "eval.json").read_text())
         assert ev["tasks"].keys() == TASKS
         assert {"math", "tiny_rm"} <= set(ev["judges"])
+        card = next(iter(ev["judges"]["tiny_rm"].values()))
+        assert {"selection_lift_ci", "best_of_n", "length_bias"} <= set(card) and card["best_of_n"]["n"] == [1, 2, 4]
+        export = json.loads((rd / ".export_complete").read_text())
+        assert export["contamination"] == {"checked": True, "eval_prompts": 8, "prompts": 0, "rows": {},
+                                           "by_rule": {}, "examples": []}
         prompts[k] = {p["id"] for p in read_jsonl(rd / "prompts.jsonl")}
         assert len(prompts[k]) == 8
         # The student of round k was trained from round k-1's model.
@@ -86,7 +91,8 @@ def test_two_rounds_write_the_run_directory_contract(tiny_lm, tiny_rm, tmp_path)
     for k in (0, 1, 2):
         assert {r["task"] for r in rows if r["round"] == k and r["metric"] == "pass@1"} == TASKS
     assert any(r["metric"] == "selection_lift/tiny_rm" for r in rows)
-    assert (run / "report.html").stat().st_size > 0
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert "Training candidates: kept and rejected" in report and f"thresher view {run}" in report
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -109,18 +109,30 @@ def run(args: argparse.Namespace) -> int:
             round_prompts=round_prompts, seed=seed, progress=not args.quiet, label=f"{rd.path.name} · eval",
         )
     console = Console()
-    metrics = sorted({m for ms in result["tasks"].values() for m in ms if not m.endswith("_ci")})
-    table = Table(title=f"{model}: per task")
+    from thresher.eval.bootstrap import ci_key, is_ci_key
+
+    def cell(ms: dict, m: str) -> str:
+        if not isinstance(ms.get(m), int | float):
+            return "-"
+        ci = ms.get(ci_key(m))
+        return f"{ms[m]:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+    metrics = sorted({m for ms in result["tasks"].values() for m in ms if m != "prompts" and not is_ci_key(m)})
+    table = Table(title=f"{model}: per task (95% intervals)")
     table.add_column("task")
     for m in metrics:
         table.add_column(m, justify="right")
+    table.add_column("prompts", justify="right")
     for task, ms in sorted(result["tasks"].items()):
-        table.add_row(task, *(f"{ms[m]:.3f}" if isinstance(ms.get(m), int | float) else "-" for m in metrics))
+        table.add_row(task, *(cell(ms, m) for m in metrics), str(ms.get("prompts", "-")))
     console.print(table)
     for judge, per_task in sorted(result["judges"].items()):
         for task, m in sorted(per_task.items()):
             if isinstance(m, dict) and "selection_accuracy" in m:
+                ci = m.get(ci_key("selection_lift"))
+                interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
                 console.print(f"judge {judge} on {task}: selection accuracy {m['selection_accuracy']:.3f}, "
-                              f"lift {m['selection_lift']:+.3f} over random ({m['random_accuracy']:.3f})")
+                              f"lift {m['selection_lift']:+.3f}{interval} over random ({m['random_accuracy']:.3f}), "
+                              f"{int(m.get('prompts', 0))} prompts")
     console.print(f"wrote {rd.eval}")
     return 0
