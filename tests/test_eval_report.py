@@ -130,8 +130,8 @@ def test_appending_a_round_again_replaces_its_rows(run_dir):
 
 def test_a_regression_is_flagged_only_outside_the_previous_interval(run_dir):
     lines = regressions(run_dir.path, threshold=0.05)
-    assert lines == ["warning: task multiplication pass@1 fell 0.400 -> 0.250 (-0.150, below round 1's 95% "
-                     "interval [0.300, 0.500] of 100 prompts) from round 1 to round 2"]
+    assert lines == [("warning: task multiplication pass@1 fell 0.400 -> 0.250 (-0.150, below round 1's 95% "
+                      "interval [0.300, 0.500] of 100 prompts) from round 1 to round 2")]
     assert regressions(run_dir.path, threshold=0.2) == []
     # subtraction fell 0.08 (more than 0.05) but stayed inside [0.38, 0.62]; pass@4 has no interval, so its
     # threshold alone decides: it rose everywhere

@@ -103,11 +103,17 @@ def test_row_texts_reads_every_trl_format():
     assert row_texts({"text": "t", "task": "x"}) == ["t"]
 
 
-def test_config_rejects_impossible_values():
+def test_config_rejects_impossible_values_naming_the_recipe_key():
+    from thresher.feedback.options import export_options
+
     with pytest.raises(ConfigError, match="min_overlap"):
         ContaminationConfig(min_overlap=0)
     with pytest.raises(ConfigError, match="ngram"):
         ContaminationConfig(ngram=1)
+    with pytest.raises(ConfigError, match=r"^export.args.contamination.min_overlap: must be in \(0, 1\], got 2"):
+        export_options(ExportConfig(args={"contamination": {"min_overlap": 2}}))
+    with pytest.raises(ConfigError, match="export.args.contamination.ngrams: unknown key"):
+        export_options(ExportConfig(args={"contamination": {"ngrams": 8}}))
 
 
 # the export stage ------------------------------------------------------------------------

@@ -182,6 +182,7 @@ def best_of_n(
 def length_bias(items: Sequence[JudgedPrompt]) -> dict[str, dict[str, Any]]:
     """Per task: `length_bias` (share of oracle-equal pairs where the longer one scores higher; None without
     such pairs), `length_pairs` (how many) and `score_length_corr` (Spearman, pooled over scored candidates)."""
+    import numpy as np
     from scipy.stats import spearmanr
 
     by_task: dict[str, list[JudgedPrompt]] = defaultdict(list)
@@ -195,13 +196,16 @@ def length_bias(items: Sequence[JudgedPrompt]) -> dict[str, dict[str, Any]]:
         lengths: list[int] = []
         for it in by_task[task]:
             scored = [(s, n, ok) for s, n, ok in zip(it.scores, it.lengths, it.correct) if _score(s) is not None]
-            scores += [s for s, _, _ in scored]
-            lengths += [n for _, n, _ in scored]
-            for (s1, n1, ok1), (s2, n2, ok2) in combinations(scored, 2):
-                if ok1 != ok2 or n1 == n2 or s1 == s2:
-                    continue
-                pairs += 1
-                longer += (s1 > s2) == (n1 > n2)
+            if not scored:
+                continue
+            s, n, ok = (np.array(x) for x in zip(*scored))
+            scores += s.tolist()
+            lengths += n.tolist()
+            ds, dn = np.sign(s[:, None] - s[None, :]), np.sign(n[:, None] - n[None, :])
+            # each unordered pair once (upper triangle), the oracle rating both alike, a longer one, a preference
+            valid = np.triu(ok[:, None] == ok[None, :], 1) & (ds != 0) & (dn != 0)
+            pairs += int(valid.sum())
+            longer += int((valid & (ds == dn)).sum())
         corr = None
         if len(scores) >= 3 and len(set(scores)) > 1 and len(set(lengths)) > 1:
             corr = float(spearmanr(scores, lengths).statistic)

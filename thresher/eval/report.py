@@ -217,8 +217,8 @@ def write_report(run_dir: str | Path, threshold: float | None = None, compare: s
 
     viewer = f"thresher view {run.path}" + (f" {other}" if other is not None else "")
     parts = [f"<h1>thresher report: {H.esc(run.path.name)}</h1>",
-             f"<p>Open the data (every candidate, verdict, critique and selection decision) in the viewer: "
-             f"<code class='cmd'>{H.esc(viewer)}</code></p>"]
+             ("<p>Open the data (every candidate, verdict, critique and selection decision) in the viewer: "
+              f"<code class='cmd'>{H.esc(viewer)}</code></p>")]
     if run.recipe.is_file():
         parts.append(f"<details><summary>recipe</summary><pre>{H.esc(run.recipe.read_text(encoding='utf-8'))}</pre>"
                      "</details>")
