@@ -97,6 +97,16 @@ def test_majority_curve_samples_subsets_of_large_prompts_seeded_and_is_none_with
 
 def test_answer_classes_use_math_equivalence():
     assert answer_classes(["0.5", "1/2", "\\frac{1}{2}", "2", None, "2.0"]) == [0, 0, 0, 1, None, 1]
+    # answers the oracle found right share one bucket without a comparison; wrong ones never join it
+    calls = []
+
+    def same(a, b):
+        calls.append((a, b))
+        return a == b
+
+    right = [True, False, True, False, False]
+    assert answer_classes(["4", "5", "4.0", "5", "6"], right, same) == [0, 1, 0, 1, 2]
+    assert calls == [("5", "5"), ("5", "6")]
 
 
 # length bias and LLM judges ------------------------------------------------------------------

@@ -33,7 +33,7 @@ from math import comb, isfinite
 from typing import Any
 
 from thresher.eval.metrics import JudgedPrompt, mean, pass_at_k
-from thresher.records import Verdict, record_to_dict
+from thresher.records import Verdict
 
 MAX_SUBSETS = 64
 """Subsets of size N drawn per prompt for the majority-vote curve when there are more."""
@@ -108,19 +108,34 @@ def majority_bon(classes: Sequence[int | None], correct: Sequence[bool], n: int,
     return mean(majority_accuracy([classes[i] for i in s], [correct[i] for i in s]) for s in subsets)
 
 
-def answer_classes(answers: Sequence[str | None], same: Callable[[str, str], bool] | None = None) -> list[int | None]:
-    """Vote buckets of a prompt's answers: answers that are the same value share one (None: no answer)."""
+def answer_classes(
+    answers: Sequence[str | None], right: Sequence[bool] | None = None, same: Callable[[str, str], bool] | None = None
+) -> list[int | None]:
+    """Vote buckets of a prompt's answers: answers that are the same value share one (None: no answer).
+
+    With `right` (the oracle's verdict on each, against the reference),
+    every right answer equals the reference and so shares one bucket without
+    a comparison, and a wrong one can only equal another wrong one: symbolic
+    comparisons are the expensive part.
+    """
     if same is None:
         from thresher.feedback.answers import answers_equivalent as same
     reps: list[str] = []
     out: list[int | None] = []
-    for a in answers:
+    right_bucket: int | None = None
+    for i, a in enumerate(answers):
         if a is None:
             out.append(None)
             continue
-        for i, r in enumerate(reps):
-            if same(r, a):
-                out.append(i)
+        if right is not None and right[i]:
+            if right_bucket is None:
+                reps.append(a)
+                right_bucket = len(reps) - 1
+            out.append(right_bucket)
+            continue
+        for j, r in enumerate(reps):
+            if j != right_bucket and same(r, a):
+                out.append(j)
                 break
         else:
             reps.append(a)
@@ -220,7 +235,8 @@ def judge_kind(verdicts: Sequence[Verdict]) -> str:
 
     info = JudgeInfo("judge")
     for v in verdicts:
-        info.add(record_to_dict(v))
+        info.add({"error": v.error, "score": v.score, "correct": v.correct, "critique": v.critique,
+                  "metadata": v.metadata})
     return info.kind
 
 

@@ -96,8 +96,8 @@ def judge_selection(
     correct = [[bool(oracle[c.id].correct) for c in cands] for _, cands in shown]
     lengths = [_lengths(cands) for _, cands in shown]
     classes = [
-        answer_classes([_answer(c, oracle[c.id]) for c in cands]) if verifier_kind(p) == "math" else None
-        for p, cands in shown
+        answer_classes([_answer(c, oracle[c.id]) for c in cands], ok) if verifier_kind(p) == "math" else None
+        for (p, cands), ok in zip(shown, correct)
     ]
     plain = [JudgedPrompt(p.task, ok, [None] * len(ok)) for (p, _), ok in zip(shown, correct)]
     baselines = baseline_curves(plain, classes, seed)

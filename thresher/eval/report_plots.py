@@ -62,10 +62,10 @@ def curves_figure(
     fig, axes = _figure(len(metrics))
     for ax, metric in zip(axes, metrics):
         for i, task in enumerate(tasks):
+            shift = (i - (len(tasks) - 1) / 2) * 0.04  # tasks side by side, so one round's intervals do not hide
             pts = sorted(series.get((task, metric), {}).items())
             if pts:
-                ax.plot([r for r, _ in pts], [p["value"] for _, p in pts], marker="o", color=colours[task])
-                shift = (i - (len(tasks) - 1) / 2) * 0.05  # side by side, so intervals of one round do not hide
+                ax.plot([r + shift for r, _ in pts], [p["value"] for _, p in pts], marker="o", color=colours[task])
                 bars = [(r + shift, p["value"], p["ci"]) for r, p in pts if p.get("ci")]
                 if bars:
                     ax.errorbar([x for x, _, _ in bars], [v for _, v, _ in bars],
@@ -74,7 +74,7 @@ def curves_figure(
             if other is not None:
                 opts = sorted(other.get((task, metric), {}).items())
                 if opts:
-                    ax.plot([r for r, _ in opts], [p["value"] for _, p in opts], marker="x", linestyle="--",
+                    ax.plot([r + shift for r, _ in opts], [p["value"] for _, p in opts], marker="x", linestyle="--",
                             color=colours[task])
         if zero_line is not None and zero_line(metric):
             ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
@@ -127,7 +127,8 @@ def best_of_n_figure(judges: dict[str, dict[str, Any]], title: str = "") -> Any:
             if base.get("majority") is not None:
                 ax.plot(base["n"], base["majority"], color="black", linestyle="--", marker="s", markersize=4)
             ax.plot(base["n"], base["random"], color="grey", linestyle=":")
-            ax.plot(base["n"], base["oracle"], color="green", linestyle="-.", zorder=1)  # under a judge equal to it
+            # wide and pale, under the judges: a judge as good as the oracle runs along it and both stay visible
+            ax.plot(base["n"], base["oracle"], color="green", linestyle="-.", linewidth=3.5, alpha=0.45, zorder=1)
             ax.set_xscale("log", base=2)
             ax.set_xticks(base["n"], [str(n) for n in base["n"]])
             ax.set_title(f"{task} ({base.get('prompts', '?')} prompts)")
@@ -138,7 +139,8 @@ def best_of_n_figure(judges: dict[str, dict[str, Any]], title: str = "") -> Any:
     handles = [Line2D([], [], color=colours[j], marker="o") for j in names]
     labels = [f"judge {j}" for j in names]
     handles += [Line2D([], [], color="black", linestyle="--", marker="s", markersize=4),
-                Line2D([], [], color="grey", linestyle=":"), Line2D([], [], color="green", linestyle="-.")]
+                Line2D([], [], color="grey", linestyle=":"),
+                Line2D([], [], color="green", linestyle="-.", linewidth=3.5, alpha=0.45)]
     labels += ["majority vote", "random pick", "oracle (pass@N)"]
     _legend_below(fig, handles, labels, min(3, len(tasks)))
     if title:
