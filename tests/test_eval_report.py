@@ -53,6 +53,15 @@ CONTROL = {0: EVALS[0]["tasks"],
                "subtraction": {"pass@1": 0.40, "pass@1_ci": [0.30, 0.50], "prompts": 100}}}
 
 
+def _finished_export(rd, summary: dict) -> None:
+    """The export stage's marker as the runner leaves it after a finished export."""
+    from thresher.runner import MARKER_VERSION
+
+    write_json(rd.marker("export"), {"version": MARKER_VERSION, "stage": "export", "finished": True,
+                                     "fingerprint": summary.get("fingerprint", "f0"), "parts": {},
+                                     "summary": summary})
+
+
 def _export_round(rd) -> dict[str, str]:
     """Round 2's training data: prompt A kept its right answer, prompt B kept nothing; returns the planted texts."""
     a = Prompt.create("addition", [{"role": "user", "content": "What is 17 + 25?"}], reference="42")
@@ -74,7 +83,7 @@ def _export_round(rd) -> dict[str, str]:
     write_jsonl(rd.critique_sft, [{"messages": [{"role": "user", "content": "judge"},
                                                 {"role": "assistant", "content": "Candidate 1 is right: planted row."}],
                                    "prompt_id": a.id, "task": "addition"}])
-    write_json(rd.path / ".export_complete", {
+    _finished_export(rd, {
         "policy": "gated", "prompts": 2, "prompts_passed": 1,
         "no_pass": {"count": 1, "reasons": {"no_verified": 1}, "prompt_ids": [b.id]},
         "candidates": {"read": 4, "filtered": {"truncated": 3}},
@@ -102,7 +111,7 @@ def arms(run_dir):
     control = RunDir(run_dir.path.with_name("run-control"))
     for r, tasks in CONTROL.items():
         append_round_metrics(control.path, r, {"tasks": tasks})
-    write_json(control.round(2).path / ".export_complete", {
+    _finished_export(control.round(2), {
         "policy": "random", "prompts": 2, "prompts_passed": 2, "no_pass": {"count": 0, "reasons": {}},
         "exports": {"sft": {"rows": 4, "dropped": {}}}, "contamination": {"checked": False}})
     texts = _export_round(run_dir.round(2))
@@ -188,8 +197,9 @@ def test_training_examples_are_cached_by_the_export_fingerprint(arms):
     for shard in rd.candidates.glob("*.jsonl"):
         shard.unlink()  # the cache answers without the shards ...
     assert training_examples(rd.path) == first
-    marker = json.loads((rd.path / ".export_complete").read_text())
-    write_json(rd.path / ".export_complete", {**marker, "fingerprint": "f2"})
+    from thresher.eval.report_data import export_summary
+
+    _finished_export(rd, {**export_summary(rd.path), "fingerprint": "f2"})
     assert all(e["candidates"] == [] for e in training_examples(rd.path))  # ... until the export changes
 
 

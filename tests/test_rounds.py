@@ -76,7 +76,9 @@ def test_two_rounds_write_the_run_directory_contract(tiny_lm, tiny_rm, tmp_path)
         assert {"math", "tiny_rm"} <= set(ev["judges"])
         card = next(iter(ev["judges"]["tiny_rm"].values()))
         assert {"selection_lift_ci", "best_of_n", "length_bias"} <= set(card) and card["best_of_n"]["n"] == [1, 2, 4]
-        export = json.loads((rd / ".export_complete").read_text())
+        from thresher.eval.report_data import export_summary
+
+        export = export_summary(rd)
         assert export["contamination"] == {"checked": True, "eval_prompts": 8, "prompts": 0, "rows": {},
                                            "by_rule": {}, "examples": []}
         prompts[k] = {p["id"] for p in read_jsonl(rd / "prompts.jsonl")}

@@ -22,6 +22,7 @@ from typing import Any
 
 from thresher.errors import UserError
 from thresher.records import Candidate, Prompt, Verdict
+from thresher.runner import stage_summary
 from thresher.store import RoundDir, RunDir, read_json, read_records, write_json
 
 CONTROL_SUFFIX = "-control"
@@ -54,13 +55,16 @@ def resolve_partner(run_dir: str | Path, compare: str | Path | bool | None) -> P
     return other.path
 
 
-def export_summaries(run_dir: str | Path) -> dict[int, dict[str, Any]]:
-    """Each round's export summary (rows kept, dropped by reason, contamination), by round."""
-    from thresher.feedback.stage import read_export_summary
+def export_summary(round_dir: str | Path) -> dict[str, Any] | None:
+    """A round's finished export summary (rows kept, dropped by reason, contamination), or None."""
+    return stage_summary(RoundDir(Path(round_dir)).marker("export"))
 
+
+def export_summaries(run_dir: str | Path) -> dict[int, dict[str, Any]]:
+    """Each round's export summary, by round."""
     out = {}
     for rd in RunDir(run_dir).rounds():
-        summary = read_export_summary(rd.path)
+        summary = export_summary(rd.path)
         if summary is not None:
             out[rd.index] = summary
     return out
@@ -161,10 +165,8 @@ def _no_pass_reasons(summary: dict[str, Any], ids: set[str]) -> dict[str, str]:
 
 def training_examples(round_dir: str | Path) -> list[dict[str, Any]]:
     """A few kept and rejected training prompts of a round with every candidate, verdict and critique."""
-    from thresher.feedback.stage import read_export_summary
-
     rd = RoundDir(Path(round_dir))
-    summary = read_export_summary(rd.path)
+    summary = export_summary(rd.path)
     if summary is None:
         return []
     key = summary.get("fingerprint")

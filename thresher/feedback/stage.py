@@ -360,14 +360,6 @@ def _mix_check(ex: _Exporter, kind: str) -> Callable[[str, dict[str, Any]], bool
     return lambda source, row: source == "selected" or not ex.contamination.drops(kind, None, row)
 
 
-def read_export_summary(round_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The summary of a round's finished export (rows kept, dropped by reason, contamination), or None."""
-    from thresher.runner import read_marker
-
-    marker = read_marker(RoundDir(Path(round_dir)).marker("export"))
-    return marker.get("summary") if marker.get("finished") else None
-
-
 def _summary(
     prompts: Sequence[Prompt], stats: GroupingStats, ex: _Exporter, policy: Policy, export: ExportConfig, seed: int
 ) -> dict[str, Any]:
