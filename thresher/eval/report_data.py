@@ -88,18 +88,16 @@ def _provenance(row: dict[str, Any], key: str) -> Any:
     return meta.get(key) if isinstance(meta, dict) else None
 
 
-def _pick_prompts(rd: RoundDir, summary: dict[str, Any]) -> tuple[dict[str, Prompt], dict[str, str]]:
+def _pick_prompts(
+    rd: RoundDir, summary: dict[str, Any], sft: list[dict[str, Any]]
+) -> tuple[dict[str, Prompt], dict[str, str]]:
     """The prompts to show (a few kept and a few rejected per task) and each one's status."""
-    kept_ids: list[str] = []
-    for row in _rows(rd.sft):
-        pid = _provenance(row, "prompt_id")
-        if pid is not None and pid not in kept_ids:
-            kept_ids.append(pid)
-    no_pass = summary.get("no_pass", {})
-    reasons = dict.fromkeys(no_pass.get("prompt_ids", []), "nothing kept")
+    kept_ids = list(dict.fromkeys(pid for row in sft if (pid := _provenance(row, "prompt_id")) is not None))
+    rejected = set(summary.get("no_pass", {}).get("prompt_ids", []))
     if not rd.prompts.is_file():
         return {}, {}
-    prompts = {p.id: p for p in read_records(rd.prompts, Prompt) if p.id in reasons or p.id in set(kept_ids)}
+    wanted = rejected | set(kept_ids)
+    prompts = {p.id: p for p in read_records(rd.prompts, Prompt) if p.id in wanted}
     status: dict[str, str] = {}
     taken: dict[tuple[str, str], int] = defaultdict(int)
     for pid in kept_ids:
@@ -107,7 +105,7 @@ def _pick_prompts(rd: RoundDir, summary: dict[str, Any]) -> tuple[dict[str, Prom
         if p is not None and taken[(p.task, "kept")] < KEPT_PER_TASK:
             taken[(p.task, "kept")] += 1
             status[pid] = "kept"
-    for pid in sorted(reasons):
+    for pid in sorted(rejected):
         p = prompts.get(pid)
         if p is not None and taken[(p.task, "rejected")] < REJECTED_PER_TASK:
             taken[(p.task, "rejected")] += 1
@@ -116,10 +114,11 @@ def _pick_prompts(rd: RoundDir, summary: dict[str, Any]) -> tuple[dict[str, Prom
 
 
 def _collect(rd: RoundDir, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    prompts, status = _pick_prompts(rd, summary)
+    sft = _rows(rd.sft)
+    prompts, status = _pick_prompts(rd, summary, sft)
     if not prompts:
         return []
-    kept = {_provenance(r, "candidate_id") for r in _rows(rd.sft) if _provenance(r, "prompt_id") in prompts}
+    kept = {_provenance(r, "candidate_id") for r in sft if _provenance(r, "prompt_id") in prompts}
     dpo: dict[str, list[str]] = defaultdict(list)
     for r in _rows(rd.dpo):
         if _provenance(r, "prompt_id") in prompts:
