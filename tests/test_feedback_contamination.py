@@ -86,15 +86,19 @@ def test_template_ngrams_shared_by_many_eval_prompts_are_not_evidence():
 
 def test_the_real_arithmetic_suite_has_no_contamination_between_train_and_eval():
     """The quickstart's train and eval problems share templates; none of them, nor their answers, is flagged."""
-    from thresher.prompts.arithmetic import arithmetic_suite
+    from thresher.prompts.arithmetic import TASKS, ZH_TASKS, arithmetic_suite
     from thresher.quickstart.worked import worked_answer
 
-    idx = ContaminationIndex(arithmetic_suite("eval", 400, seed=0))
-    train = [p for seed in (1, 2, 3) for p in arithmetic_suite("train", 1600, seed=seed)]
-    assert len(idx) == 400 and len(train) == 4800
+    tasks = (*TASKS, *ZH_TASKS)  # the quickstart's, Chinese word problems included
+    idx = ContaminationIndex(arithmetic_suite("eval", 500, seed=0, tasks=tasks))
+    train = [p for seed in (1, 2, 3) for p in arithmetic_suite("train", 2000, seed=seed, tasks=tasks)]
+    assert len(idx) == 500 and len(train) == 6000
     assert sum(idx.check_prompt(p) is not None for p in train) == 0
-    rows = [{"messages": [*p.messages, {"role": "assistant", "content": worked_answer(p)}]} for p in train[:800]]
-    assert sum(idx.check_row(r) is not None for r in rows) == 0
+    rows = [{"messages": [*p.messages, {"role": "assistant", "content": worked_answer(p)}]} for p in train[::6]]
+    assert len(rows) == 1000 and sum(idx.check_row(r) is not None for r in rows) == 0
+    # while each of those eval problems, put in a training row, is found
+    evals = arithmetic_suite("eval", 500, seed=0, tasks=tasks)
+    assert all(idx.check_row({"messages": [*p.messages, {"role": "assistant", "content": "1"}]}) for p in evals)
 
 
 def test_row_texts_reads_every_trl_format():
