@@ -9,14 +9,17 @@ not, in this order:
     duplicate        it was kept, but dedup found its row a repeat and wrote none
     judge_error      the judge the policy selects by failed on it
     wrong            a verifier (or the selecting judge) said it is wrong
+    verifier_error   a verifier failed on it (a gate it could not pass)
     <prompt reason>  nothing of the prompt passed (none_correct, vote_tie, ...)
     outranked        the policy ranked it below the kept answers
     not_selected     the policy passed it over without a rank (the random control's draw)
 
 One row per candidate: `{"prompt_id", "candidate_id", "model", "task",
-"decision": "kept" | "dropped", "reason", "score", "rank"}`; `score` is the
-number the policy ranked it by and `rank` its place (1 = best) among the
-candidates the policy could rank, both None when it ranked none.
+"decision": "kept" | "dropped", "reason", "prompt_reason", "score", "rank"}`;
+`prompt_reason` is why the prompt kept nothing (None when it kept some),
+`score` the number the policy ranked the candidate by and `rank` its place
+(1 = best) among the candidates the policy could rank, both None when it
+ranked none.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ DECISIONS_FILE = "export_decisions.jsonl"
 
 def candidate_decisions(
     group: PromptGroup, passed: PromptGroup, selection: Selection, written: set[str], filt: CandidateFilter,
-    prompt_reason: str | None,
+    prompt_reason: str | None, verifiers: frozenset[str],
 ) -> Iterator[dict[str, Any]]:
     """The decision on each candidate of one prompt.
 
     `passed` is the group after filtering, `written` the ids of kept
     candidates whose SFT row was written (dedup may have dropped the rest),
-    `prompt_reason` why nothing passed, when nothing did.
+    `prompt_reason` why nothing passed, when nothing did, `verifiers` the
+    round's verifier judges.
     """
     kept = {k.candidate.id for k in selection.kept}
     after_filter = {c.id for c in passed.candidates}
@@ -57,6 +61,8 @@ def candidate_decisions(
                 reason = "judge_error"
             elif (sel is not None and sel.correct is False) or False in group.verifier_results(c.id).values():
                 reason = "wrong"
+            elif any(v.error is not None and j in verifiers for j, v in group.verdicts.get(c.id, {}).items()):
+                reason = "verifier_error"
             elif prompt_reason is not None:
                 reason = prompt_reason
             elif c.id in rank:
@@ -70,6 +76,7 @@ def candidate_decisions(
             "task": group.prompt.task,
             "decision": "kept" if c.id in kept and reason is None else "dropped",
             "reason": reason,
+            "prompt_reason": prompt_reason,
             "score": selection.scores.get(c.id),
             "rank": rank.get(c.id),
         }

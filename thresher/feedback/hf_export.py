@@ -122,9 +122,9 @@ def dataset_card(round_dir: str | Path, configs: dict[str, int], layout: str = "
     name = recipe.get("name") or run_dir.name
     parts = [f"---\n{yaml.safe_dump(header, sort_keys=False).strip()}\n---\n",
              f"# {name}, round {rd.index}: training data selected by thresher\n",
-             "Candidate answers were sampled from several models, scored by judges, and the ones the "
-             "selection policy kept became SFT rows; critique-SFT rows teach a model the judges' reasoning, "
-             "and DPO rows pair a better answer with a worse one.\n"]
+             ("Candidate answers were sampled from several models, scored by judges, and the ones the "
+              "selection policy kept became SFT rows; critique-SFT rows teach a model the judges' reasoning, "
+              "and DPO rows pair a better answer with a worse one.\n")]
 
     parts.append("## How to load\n")
     if layout == "parquet":

@@ -145,7 +145,8 @@ class _Exporter:
                         self.critic.dropped["too_long"] += 1
                     else:
                         self._write("critique_sft", g.prompt, critique_row(g, built, self.policy.name))
-            for d in candidate_decisions(g, fg, sel, written, self.filter, reason):
+            verifiers = frozenset(n for n, j in stats.judges.items() if j.kind == "verifier")
+            for d in candidate_decisions(g, fg, sel, written, self.filter, reason, verifiers):
                 self.files["decisions"].write(json.dumps(d, ensure_ascii=False) + "\n")
 
     def _too_long(self, row: dict[str, Any]) -> bool:
