@@ -243,7 +243,7 @@ def test_sft_export_rows_provenance_and_summary(tmp_path):
     # what happened to each candidate: the right teacher answer kept, wrong ones and the outranked one dropped
     decisions = list(read_jsonl(rd / "export_decisions.jsonl"))
     assert len(decisions) == 20
-    why = {(d["candidate_id"].split("/", 1)[1], d["reason"]) for d in decisions if not d["prompt_id"] == ps4}
+    why = {(d["candidate_id"].split("/", 1)[1], d["reason"]) for d in decisions if d["prompt_id"] != ps4}
     assert why == {("teacher/0", None), ("teacher/1", "wrong"), ("student/0", "wrong"), ("student/1", "outranked")}
     assert {d["reason"] for d in decisions if d["prompt_id"] == ps4} == {"verifier_error"}  # the gate could not pass
     assert sum(d["decision"] == "kept" for d in decisions) == 4
