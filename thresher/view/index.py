@@ -6,7 +6,8 @@ DuckDB reads the shards where they lie (`read_ndjson` over
 DuckDB's own parallel reader, not parsed into Python objects. What every page
 filters on is computed once, in SQL, into `prompt_index`: one row per
 (run, round, prompt) with its candidates' models, how many were kept, every
-drop reason, judge errors, and three flags:
+drop reason, judge errors, the lower-cased text of the prompt and its answers
+(`haystack`, what text search scans), and three flags:
 
 - `disagree`: two judges give one candidate opposite `correct` verdicts, or
   two scoring judges pick different best candidates for the prompt;
@@ -34,7 +35,7 @@ from thresher.feedback.decisions import DECISIONS_FILE
 from thresher.feedback.groups import JudgeInfo
 from thresher.store import RoundDir, RunDir, read_json
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 """Bump when the tables below change, so old cached indexes are rebuilt."""
 
 PROMPT_COLUMNS = {"id": "VARCHAR", "task": "VARCHAR", "reference": "VARCHAR",
@@ -260,7 +261,10 @@ LEFT JOIN kept_rows k USING (run, round, candidate_id)
 LEFT JOIN exported e ON e.run = c.run AND e.round = c.round;
 
 CREATE TABLE prompt_index AS
-WITH agg AS (
+WITH texts AS (
+    SELECT run, round, prompt_id, lower(string_agg(text, chr(10))) AS answers FROM candidates GROUP BY ALL
+),
+agg AS (
     SELECT run, round, prompt_id, count(*) AS n_candidates, list(DISTINCT model ORDER BY model) AS models,
         count(*) FILTER (WHERE decision = 'kept') AS n_kept,
         list_sort(list_distinct(list_filter(flatten(list([reason, prompt_reason])), lambda x: x IS NOT NULL)))
@@ -277,9 +281,11 @@ SELECT p.run, p.round, p.prompt_id, p.ord, p.task, p.question,
     CASE WHEN a.prompt_id IS NULL THEN ['no_candidates'] ELSE coalesce(a.reasons, []) END AS reasons,
     coalesce(a.errors, 0) AS errors,
     coalesce(a.disagree, false) OR coalesce(pf.picks_differ, false) AS disagree,
-    coalesce(a.right_low, false) AS right_low, coalesce(a.wrong_high, false) AS wrong_high
+    coalesce(a.right_low, false) AS right_low, coalesce(a.wrong_high, false) AS wrong_high,
+    lower(coalesce(p.question, '')) || chr(10) || coalesce(x.answers, '') AS haystack
 FROM prompts p
 LEFT JOIN agg a USING (run, round, prompt_id)
+LEFT JOIN texts x USING (run, round, prompt_id)
 LEFT JOIN pick_flags pf USING (run, round, prompt_id)
 LEFT JOIN exported e ON e.run = p.run AND e.round = p.round
 ORDER BY p.run, p.round, p.ord;

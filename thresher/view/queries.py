@@ -88,10 +88,8 @@ class Filters:
         for flag in self.flags:
             conds.append("errors > 0" if flag == "errors" else flag)
         if self.q:
-            like = f"%{self.q}%"
-            conds.append("(question ILIKE ? OR prompt_id = ? OR (run, round, prompt_id) IN "
-                         "(SELECT run, round, prompt_id FROM candidates WHERE text ILIKE ?))")
-            params += [like, self.q, like]
+            conds.append("(contains(haystack, ?) OR prompt_id = ?)")
+            params += [self.q.lower(), self.q]
         return " AND ".join(conds), params
 
     def query_string(self, **changes: Any) -> str:
@@ -126,16 +124,21 @@ def choices(con: Any) -> dict[str, Any]:
 
 
 def prompt_page(con: Any, f: Filters) -> tuple[list[dict[str, Any]], int]:
-    """One page of prompts matching `f`, in run, round and file order, and how many match in all."""
+    """One page of prompts matching `f`, in run, round and file order, and how many match in all.
+
+    One scan answers both: the window count rides along with the page's rows
+    (a second query counts only when the page is past the end).
+    """
     where, params = f.where()
-    total = con.execute(f"SELECT count(*) FROM prompt_index WHERE {where}", params).fetchone()[0]
     rows = _dicts(con.execute(
         f"""SELECT run, round, prompt_id, task, question, n_candidates, models, n_kept, status, reasons, errors,
-                   disagree, right_low, wrong_high
+                   disagree, right_low, wrong_high, count(*) OVER () AS total
             FROM prompt_index WHERE {where} ORDER BY run, round, ord LIMIT ? OFFSET ?""",
         [*params, f.per, (f.page - 1) * f.per],
     ))
-    return rows, total
+    if rows or f.page == 1:
+        return rows, rows[0]["total"] if rows else 0
+    return rows, con.execute(f"SELECT count(*) FROM prompt_index WHERE {where}", params).fetchone()[0]
 
 
 def prompt_detail(con: Any, run: int, rnd: int, prompt_id: str) -> dict[str, Any] | None:
