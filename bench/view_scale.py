@@ -34,7 +34,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_scale import generate  # noqa: E402  (the same synthetic round the export benchmark uses)
+from export_scale import generate  # the same synthetic round the export benchmark uses
 
 FIRST_BAR_S = 1.0
 FILTERED_BAR_S = 2.0
