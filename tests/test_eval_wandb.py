@@ -143,6 +143,7 @@ def test_both_arms_log_training_steps_exports_and_share_a_group(tiny_lm, tiny_rm
 
     from thresher.quickstart.arms import control_recipe, main_arm
     from thresher.rounds import run_recipe
+    from thresher.runner import stage_summary
     from thresher.store import read_json
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -163,7 +164,7 @@ def test_both_arms_log_training_steps_exports_and_share_a_group(tiny_lm, tiny_rm
         losses = [(h["train/step"], h["train/loss"]) for h in got["history"] if "train/loss" in h]
         assert [s for s, _ in losses] == list(range(1, steps + 1)) and steps >= 4
         assert all(h["train/learning_rate"] > 0 for h in got["history"] if "train/loss" in h)
-        export = read_json(run_dir / "round_1" / ".export_complete")
+        export = stage_summary(run_dir / "round_1" / ".stages" / "export.json")
         [counts] = [h for h in got["history"] if "export/sft/rows" in h]
         assert counts["round"] == 1 and counts["export/sft/rows"] == export["exports"]["sft"]["rows"]
         [artifact] = [a for a in got["artifacts"] if a.type == "dataset"]

@@ -76,7 +76,7 @@ def round_log(round_index: int, eval_dict: dict[str, Any]) -> dict[str, float]:
 
 
 def export_log(round_index: int, summary: dict[str, Any]) -> dict[str, float]:
-    """The counts of one round's export summary (`.export_complete`), under W&B keys."""
+    """The counts of one round's export summary (what the export stage returns), under W&B keys."""
     data: dict[str, float] = {"round": round_index}
     for key in ("prompts", "prompts_passed"):
         if isinstance(summary.get(key), int):

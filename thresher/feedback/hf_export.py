@@ -34,7 +34,8 @@ import yaml
 from thresher.errors import UserError
 from thresher.feedback.decisions import DECISIONS_FILE
 from thresher.feedback.rows import dpo_features, sft_features
-from thresher.store import RoundDir, read_json
+from thresher.runner import stage_summary
+from thresher.store import RoundDir
 
 CARD = "README.md"
 
@@ -108,8 +109,8 @@ def dataset_card(round_dir: str | Path, configs: dict[str, int], layout: str = "
     recipe_text = (run_dir / "recipe.yaml").read_text(encoding="utf-8") if (run_dir / "recipe.yaml").is_file() else ""
     recipe = yaml.safe_load(recipe_text) if recipe_text else {}
     recipe = recipe if isinstance(recipe, dict) else {}
-    export = read_json(rd.path / ".export_complete") if (rd.path / ".export_complete").is_file() else {}
-    sampled = read_json(rd.candidates / ".complete") if (rd.candidates / ".complete").is_file() else {}
+    export = stage_summary(rd.marker("export")) or {}
+    sampled = stage_summary(rd.marker("sample")) or {}
 
     header: dict[str, Any] = {"tags": ["thresher", "synthetic", "rejection-sampling"],
                               "task_categories": ["text-generation"]}

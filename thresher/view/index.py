@@ -33,6 +33,7 @@ from typing import Any
 from thresher.errors import UserError
 from thresher.feedback.decisions import DECISIONS_FILE
 from thresher.feedback.groups import JudgeInfo
+from thresher.runner import stage_summary
 from thresher.store import RoundDir, RunDir, read_json
 
 INDEX_VERSION = 2
@@ -117,9 +118,8 @@ def stamp(runs: Sequence[Path], rounds: Sequence[RoundFiles]) -> str:
         for p in rf.all():
             st = p.stat()
             h.update(f"{p.resolve()} {st.st_size} {st.st_mtime_ns}\n".encode())
-        marker = rf.path / ".export_complete"
-        if marker.is_file():
-            h.update(f"{marker.stat().st_mtime_ns}\n".encode())
+        for marker in sorted((rf.path / ".stages").glob("*.json")):  # the stages' markers: a rerun changes them
+            h.update(f"{marker.name} {marker.stat().st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -180,7 +180,7 @@ def _ingest(con: Any, rf: RoundFiles) -> None:
         con.execute(f"""INSERT INTO pairs SELECT {key}, prompt_id, metadata->>'chosen_id', metadata->>'rejected_id',
             chosen->0->>'content', rejected->0->>'content', chosen_score, rejected_score, margin, rule,
             chosen_model, rejected_model FROM {_read(rf.dpo, DPO_COLUMNS)}""")
-    if rf.decisions or rf.sft or (rf.path / ".export_complete").is_file():
+    if rf.decisions or rf.sft or stage_summary(RoundDir(rf.path).marker("export")):
         con.execute(f"INSERT INTO exported VALUES ({rf.run}, {rf.round})")
 
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from thresher.store import read_json
+from thresher.runner import stage_summary
+from thresher.store import RoundDir, read_json
 
 FLAGS = {
     "disagree": "judges disagree",
@@ -206,7 +207,7 @@ def overview(con: Any, rnd: int | None) -> dict[str, Any]:
             if rnd is not None and k != rnd:
                 continue
             ev = read_json(d / "eval.json") if (d / "eval.json").is_file() else {}
-            export = read_json(d / ".export_complete") if (d / ".export_complete").is_file() else {}
+            export = stage_summary(RoundDir(d).marker("export")) or {}
             rounds.append({
                 "round": k,
                 "tasks": _metrics(ev),
