@@ -95,13 +95,22 @@ def tiny_vllm_server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory):
             time.sleep(1)
         yield base_url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc, signal.SIGTERM, timeout=30)
+
+
+def stop_group(proc, sig: int, timeout: float) -> None:
+    """Stop a process started with `start_new_session=True` and its children: `sig`, then SIGKILL after `timeout`."""
+    import signal
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="session")

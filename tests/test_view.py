@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import _free_port, stop_group
 from test_feedback import C, P, V, run_export, write_round
 
 from thresher.cli import main
@@ -138,14 +139,6 @@ def test_bad_runs_are_one_line_errors(tmp_path, capsys):
 # the real command and a real browser -------------------------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(runs, tmp_path_factory):
     """`thresher view MAIN CONTROL --port P` in a subprocess, as a user starts it; yields the URL it prints."""
@@ -165,12 +158,7 @@ def url(runs, tmp_path_factory):
         assert address == f"http://127.0.0.1:{port}/"
         yield address
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, signal.SIGINT, timeout=20)  # Ctrl-C, as a user stops it
 
 
 def _rows(browser) -> list[str]:
