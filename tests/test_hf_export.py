@@ -102,6 +102,15 @@ def test_save_to_disk_and_push_to_a_local_folder(exported, tmp_path):
     assert len(pushed) == 10
     with pytest.raises(UserError, match="expected a Hub dataset id"):
         hf_export.push_to_hub(exported, "not-a-repo-id")
+    # an export overwrites an earlier export, never a folder of other files
+    assert hf_export.save_to_disk(exported, tmp_path / "disk") == {"sft": 10, "dpo": 5}
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not empty and not an earlier thresher export"):
+        hf_export.push_to_hub(exported, str(tmp_path / "mine"))
+    with pytest.raises(UserError, match="not empty and not an earlier thresher export"):
+        hf_export.save_to_disk(exported, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
 def test_rows_in_another_schema_are_named(tmp_path):

@@ -122,7 +122,7 @@ def dataset_card(round_dir: str | Path, configs: dict[str, int], layout: str = "
         ]
     name = recipe.get("name") or run_dir.name
     parts = [f"---\n{yaml.safe_dump(header, sort_keys=False).strip()}\n---\n",
-             f"# {name}, round {rd.index}: training data selected by thresher\n",
+             f"# {name}, round {rd.index}: {_CARD_TITLE}\n",
              ("Candidate answers were sampled from several models, scored by judges, and the ones the "
               "selection policy kept became SFT rows; critique-SFT rows teach a model the judges' reasoning, "
               "and DPO rows pair a better answer with a worse one.\n")]
@@ -187,10 +187,25 @@ def dataset_card(round_dir: str | Path, configs: dict[str, int], layout: str = "
 
 # writers ---------------------------------------------------------------------------------
 
+_CARD_TITLE = "training data selected by thresher"
+
+
+def _check_target(out: Path) -> None:
+    """Refuse to overwrite a folder that is neither empty nor an earlier export (its files would be replaced)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    card = out / CARD
+    ours = card.is_file() and _CARD_TITLE in card.read_text(encoding="utf-8", errors="replace")
+    if any(out.iterdir()) and not ours:
+        raise UserError(f"{out}: not empty and not an earlier thresher export; choose a new or empty folder")
+
 
 def write_parquet(round_dir: str | Path, out: str | Path) -> dict[str, int]:
     """Write the Hub layout (`<config>/train-00000-of-00001.parquet` and README.md) to `out`; rows per config."""
     out = Path(out)
+    _check_target(out)
     with tempfile.TemporaryDirectory(prefix="thresher-hf-") as cache:
         data = round_datasets(round_dir, cache)
         out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +225,7 @@ def save_to_disk(round_dir: str | Path, out: str | Path) -> dict[str, int]:
     from datasets import DatasetDict
 
     out = Path(out)
+    _check_target(out)
     with tempfile.TemporaryDirectory(prefix="thresher-hf-") as cache:
         data = DatasetDict(round_datasets(round_dir, cache))
         if out.exists():
