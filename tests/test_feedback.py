@@ -218,12 +218,20 @@ def _basic_round(tmp_path: Path) -> Path:
 def test_sft_export_rows_provenance_and_summary(tmp_path):
     rd = _basic_round(tmp_path)
     summary = run_export(rd, "gated")
+    ps4 = P(4).id
     rows = list(read_jsonl(rd / "sft.jsonl"))
     assert len(rows) == 4 and summary["exports"]["sft"]["rows"] == 4
     for r in rows:
+        assert set(r) == {"messages", "metadata"}  # provenance in one column, the schema critique rows share
         assert r["messages"][-1]["role"] == "assistant" and r["messages"][0]["role"] == "user"
-        assert r["judge"] == "rm" and r["policy"] == "gated" and r["task"] == "add"
-        assert r["candidate_id"].startswith(r["prompt_id"] + "/" + r["model"] + "/")
+        m = r["metadata"]
+        assert (m["kind"], m["source"], m["judge"], m["judge_kind"], m["policy"], m["task"]) == (
+            "sft", "selected", "rm", "reward", "gated", "add")
+        [cid] = m["candidate_ids"]
+        assert cid == f"{m['prompt_id']}/teacher/0" and m["models"] == ["teacher"] and m["chosen"] == [True]
+        i = int(r["messages"][0]["content"].split()[2])
+        assert m["scores"] == [{"candidate_id": cid, "judge": "math", "score": 1.0},
+                               {"candidate_id": cid, "judge": "rm", "score": pytest.approx(0.5 + 0.01 * i)}]
         n = int(r["messages"][0]["content"].split()[2])
         assert f"\\boxed{{{2 * n}}}" in r["messages"][-1]["content"]  # a verified-correct answer
     assert summary["no_pass"]["count"] == 2
@@ -232,6 +240,14 @@ def test_sft_export_rows_provenance_and_summary(tmp_path):
     assert summary["candidates"]["read"] == 20 and summary["verdicts"]["read"] == 40
     assert summary["tasks"]["add"]["prompts"] == 6 and summary["tasks"]["add"]["sft"] == 4
     assert not list(rd.glob("*.tmp"))
+    # what happened to each candidate: the right teacher answer kept, wrong ones and the outranked one dropped
+    decisions = list(read_jsonl(rd / "export_decisions.jsonl"))
+    assert len(decisions) == 20
+    why = {(d["candidate_id"].split("/", 1)[1], d["reason"]) for d in decisions if d["prompt_id"] != ps4}
+    assert why == {("teacher/0", None), ("teacher/1", "wrong"), ("student/0", "wrong"), ("student/1", "outranked")}
+    assert {d["reason"] for d in decisions if d["prompt_id"] == ps4} == {"verifier_error"}  # the gate could not pass
+    assert sum(d["decision"] == "kept" for d in decisions) == 4
+    assert all(d["rank"] is not None and d["score"] is not None for d in decisions)
 
 
 def test_export_skips_when_complete_and_redoes_on_change(tmp_path, capsys):
@@ -401,12 +417,14 @@ def test_critique_from_verifier_findings(tmp_path, language):
     for r in rows:
         user, assistant = r["messages"][0]["content"], r["messages"][1]["content"]
         assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
-        assert len(r["order"]) == 3 and r["models"] == [cands[c].model for c in r["order"]]
-        positions = [user.index(cands[c].text) for c in r["order"]]
+        m = r["metadata"]
+        order = m["candidate_ids"]
+        assert len(order) == 3 and m["models"] == [cands[c].model for c in order]
+        positions = [user.index(cands[c].text) for c in order]
         assert positions == sorted(positions)  # the row shows candidates in the recorded order
-        best = r["best"][0]
-        label = r["candidate_labels"][r["order"].index(best)]
-        ref = next(p.reference for p in ps if p.id == r["prompt_id"])
+        assert m["chosen"].count(True) == 1 and m["kind"] == "critique_sft" and m["judge_kind"] == "verifier"
+        label = str(m["chosen"].index(True) + 1)  # candidates are labelled 1..N in the order shown
+        ref = next(p.reference for p in ps if p.id == m["prompt_id"])
         if language == "en":
             assert user.startswith("Below are a problem and 3 candidate answers.")
             assert assistant.endswith(f"Conclusion: the best answer is Candidate {label}.")
@@ -416,10 +434,10 @@ def test_critique_from_verifier_findings(tmp_path, language):
             assert user.startswith("下面是一道题目和 3 个候选答案。")
             assert assistant.endswith(f"结论：最好的答案是候选答案 {label}。")
             assert f"与正确答案 {ref} 相同" in assistant and "但正确答案是" in assistant
-    orders = [r["order"] for r in rows]
+    orders = [r["metadata"]["candidate_ids"] for r in rows]
     again = run_export(rd, "best", critique=True, language=language, args={"critique": {"max_candidates": 3}}, seed=1)
     assert "skipped" not in again
-    assert [r["order"] for r in read_jsonl(rd / "critique_sft.jsonl")] != orders  # shuffled, by seed
+    assert [r["metadata"]["candidate_ids"] for r in read_jsonl(rd / "critique_sft.jsonl")] != orders  # shuffled, by seed
 
 
 def test_critique_from_listwise_judge_is_its_exact_exchange_and_drops_contradictions(tmp_path):
@@ -448,14 +466,15 @@ def test_critique_from_listwise_judge_is_its_exact_exchange_and_drops_contradict
     assert summary["verdicts"]["errors"] == {"listwise": 3}
     by_id = {p.id: p for p in ps}
     for r in rows:
-        assert r["models"] == ["other", "teacher", "student"] and r["candidate_labels"] == ["1", "2", "3"]
-        assert r["messages"][1]["content"].endswith("<best>2</best>") and r["judge_kind"] == "listwise"
+        m = r["metadata"]
+        assert m["models"] == ["other", "teacher", "student"] and m["chosen"] == [False, True, False]
+        assert r["messages"][1]["content"].endswith("<best>2</best>") and m["judge_kind"] == "listwise"
         # the judge's own prompt, rebuilt: the numbers in its reasoning point at the same answers
-        i = int(by_id[r["prompt_id"]].reference) // 2
+        i = int(by_id[m["prompt_id"]].reference) // 2
         texts = [f"{m} answer for {i}" for m in ("other", "teacher", "student")]
-        assert r["messages"][0]["content"] == listwise_messages(by_id[r["prompt_id"]], texts)[0]["content"]
+        assert r["messages"][0]["content"] == listwise_messages(by_id[m["prompt_id"]], texts)[0]["content"]
         assert "[Response 2]\nteacher answer" in r["messages"][0]["content"]
-        assert r["best"] == [f"{r['prompt_id']}/teacher/0"]
+        assert m["candidate_ids"][1] == f"{m['prompt_id']}/teacher/0"
 
 
 def test_critique_from_pointwise_llm_judge(tmp_path):
@@ -465,7 +484,7 @@ def test_critique_from_pointwise_llm_judge(tmp_path):
     rd = write_round(tmp_path, [p], cands, vs)
     run_export(rd, "best", critique=True)
     [row] = read_jsonl(rd / "critique_sft.jsonl")
-    label = row["candidate_labels"][row["order"].index(cands[0].id)]
+    label = str(row["metadata"]["candidate_ids"].index(cands[0].id) + 1)
     text = row["messages"][1]["content"]
     assert f"Candidate {label}: Clear and right.\nScore: 8" in text
     assert text.endswith(f"Conclusion: the best answer is Candidate {label}.")
@@ -554,7 +573,7 @@ def test_dedup_on_prompt_removes_repeated_prompts_but_keeps_each_prompts_answers
     rd = write_round(tmp_path, ps, cands, vs)
     summary = run_export(rd, "top_k", {"k": 3}, args={"dedup": {"on": "prompt"}})
     rows = list(read_jsonl(rd / "sft.jsonl"))
-    assert sorted({r["prompt_id"] for r in rows}) == sorted([ps[0].id, ps[2].id])
+    assert sorted({r["metadata"]["prompt_id"] for r in rows}) == sorted([ps[0].id, ps[2].id])
     assert len(rows) == 6 and summary["exports"]["sft"]["dropped"] == {"near_duplicate": 3}
 
 

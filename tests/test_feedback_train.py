@@ -64,6 +64,24 @@ def test_sft_trainer_takes_one_step_on_the_export(exported, tiny_lm, tmp_path, n
     assert not next(model.parameters()).detach().equal(before)
 
 
+def test_sft_and_critique_rows_train_together_from_one_load_dataset_call(exported, tiny_lm, tmp_path):
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    files = [str(exported / "sft.jsonl"), str(exported / "critique_sft.jsonl")]
+    ds = load_dataset("json", data_files=files, split="train")
+    assert len(ds) == 12 and sorted(set(ds["metadata"][i]["kind"] for i in range(12))) == ["critique_sft", "sft"]
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm),
+        args=_train_config(SFTConfig, tmp_path, assistant_only_loss=True),
+        train_dataset=ds, processing_class=AutoTokenizer.from_pretrained(tiny_lm),
+    )
+    trainer.train()
+    loss = _loss(trainer)
+    assert math.isfinite(loss) and 4.0 < loss < 7.0, loss
+
+
 def test_dpo_trainer_takes_one_step_on_the_export(exported, tiny_lm, tmp_path):
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer

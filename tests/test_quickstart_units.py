@@ -97,7 +97,10 @@ def test_control_arm_differs_only_in_selection_and_name():
     control = control_recipe(main)
     assert main.selection.policy == "gated" and control.selection.policy == "random"
     assert control.run_dir == Path("/tmp/x/quickstart-control")
-    assert replace(control, name=main.name, selection=main.selection) == main
+    # in W&B both arms share a group; a tag says which arm
+    assert main.eval.wandb and main.eval.wandb_group == control.eval.wandb_group == "quickstart"
+    assert (main.eval.wandb_tags, control.eval.wandb_tags) == (["arm:main"], ["arm:control"])
+    assert replace(control, name=main.name, selection=main.selection, eval=main.eval) == main
 
 
 def _metrics(run: Path, values: dict[int, dict[str, float]], sft_rows: dict[int, int]) -> None:

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "eval": "thresher.commands.eval",
     "run": "thresher.commands.run",
     "report": "thresher.commands.report",
+    "view": "thresher.commands.view",
     "quickstart": "thresher.commands.quickstart",
     "prompts": "thresher.commands.prompts",
 }

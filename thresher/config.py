@@ -169,7 +169,12 @@ class EvalConfig:
     regression_threshold: float = 0.02
     """Warn when a task's metric drops by more than this between rounds."""
     wandb: bool = False
+    """Log to Weights & Biases: offline without WANDB_API_KEY (`wandb sync` later), else online; WANDB_MODE wins."""
     wandb_project: str = "thresher"
+    wandb_group: str | None = None
+    """W&B group; runs compared with each other (a main arm and its control) share one. Default: the run's name."""
+    wandb_tags: list[str] = field(default_factory=list)
+    """Extra W&B tags (`policy:<name>` is always added), e.g. `arm:control`."""
     args: dict[str, Any] = field(default_factory=dict)
 
 

@@ -17,7 +17,8 @@ One process writes a run at a time (`RUN/.lock`).
 
 After every evaluation the round's metrics go to `metrics.jsonl`, the report
 (`report.html`, `curves.png`) is rewritten, W&B gets the round (when
-enabled), and a warning line is printed for every task whose metric fell by
+enabled; it also gets each fresh export's counts and files and each fresh
+training's per-step loss), and a warning line is printed for every task whose metric fell by
 more than `eval.regression_threshold` since the round before.
 """
 
@@ -170,8 +171,14 @@ class Loop:
             stages.append(("train", lambda: train_stage(
                 str(student_path), rd.path, recipe.train, seed=recipe.seed, progress=self.progress,
                 label=f"{label} train")))
-        for _name, run in stages:
-            run()
+        for name, run in stages:
+            before = stage_fingerprint(rd.marker(name))
+            result = run()
+            if stage_fingerprint(rd.marker(name)) != before:  # it ran: W&B gets it (never twice across resumes)
+                if name == "export":
+                    self.wandb.log_export(k, result, rd.path)
+                elif name == "train":
+                    self.wandb.log_training(k, rd.model)
         if self.student is None:
             return student_path
         model = str(rd.model) if recipe.train.method != "none" else str(student_path)

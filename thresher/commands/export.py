@@ -8,6 +8,9 @@ then prints what was kept and what was dropped, by reason.
   thresher export --run runs/demo --round 2 --sft --dpo best-vs-worst --policy gated
   thresher export --run runs/demo --set selection.args.k=2
   thresher export --recipe recipes/quickstart.yaml --critique
+  thresher export --run runs/demo --format parquet       # + round_<k>/hf/: Parquet and a dataset card
+  thresher export --run runs/demo --save-to-disk out/ds  # datasets.load_from_disk("out/ds")
+  thresher export --run runs/demo --push-to-hub user/arith-sft   # or a folder: --push-to-hub ./hub-copy
 
 Settings come from the recipe (the run's recipe.yaml, or --recipe) with
 --set overrides; the flags below override them too. Naming any of --sft /
@@ -18,6 +21,7 @@ change of inputs or settings exports again.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 HELP = "select judged candidates and export SFT / critique-SFT / DPO data"
 
@@ -43,6 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--student", action="append", default=[], metavar="MODEL", help="student model name (no recipe)")
     what.add_argument("--seed", type=int, help="seed for tie breaks, shuffles and random picks")
     what.add_argument("--force", action="store_true", help="export again even if the outputs are up to date")
+    hf = parser.add_argument_group("Hugging Face forms (besides the round's JSONL files)")
+    hf.add_argument(
+        "--format", choices=["jsonl", "parquet"], default="jsonl",
+        help="parquet: also write round_<k>/hf/ (Parquet per config + README.md dataset card) for load_dataset",
+    )
+    hf.add_argument("--save-to-disk", metavar="DIR", help="also write a DatasetDict (sft, dpo) for load_from_disk")
+    hf.add_argument(
+        "--push-to-hub", metavar="REPO",
+        help="also upload the Parquet layout to a Hub dataset repo (user/name; a path like ./dir copies it there)",
+    )
+    hf.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     add_output_arguments(parser)
 
 
@@ -90,6 +105,22 @@ def run(args: argparse.Namespace) -> int:
             prompts, rd.candidates, rd.verdicts if rd.verdicts.exists() else None, rd.path, selection, export,
             students, seed=seed, force=args.force, progress=not args.quiet,
         )
-    if not args.quiet:
-        print(summary_table(summary, title=rd.path.name))
+        if not args.quiet:
+            print(summary_table(summary, title=rd.path.name))
+        _write_hf(args, rd.path)
     return 0
+
+
+def _write_hf(args: argparse.Namespace, round_dir: Path) -> None:
+    """The Hugging Face forms of the round's exports that the flags ask for."""
+    from thresher.feedback import hf_export
+
+    if args.format == "parquet":
+        counts = hf_export.write_parquet(round_dir, round_dir / "hf")
+        print(f"parquet: {round_dir / 'hf'} ({', '.join(f'{k} {v} rows' for k, v in counts.items())})")
+    if args.save_to_disk:
+        counts = hf_export.save_to_disk(round_dir, args.save_to_disk)
+        print(f"save_to_disk: {args.save_to_disk} ({', '.join(f'{k} {v} rows' for k, v in counts.items())})")
+    if args.push_to_hub:
+        where = hf_export.push_to_hub(round_dir, args.push_to_hub, private=args.private)
+        print(f"pushed: {where}")

@@ -10,7 +10,10 @@ thresher builds its own tiny tokenizer, teacher, student and reward model
   control arm  the same, but one candidate per prompt kept at random
 
 and prints held-out pass@1 per task, round by round, with the control arm's
-last round beside it. Both runs are ordinary run directories (report.html,
+last round beside it. Both arms log to W&B in one group (tags arm:main /
+arm:control): offline by default, with the `wandb sync` command printed at
+the end; WANDB_MODE=online (with WANDB_API_KEY) logs online, --set
+eval.wandb=false turns it off. Both runs are ordinary run directories (report.html,
 curves.png, metrics.jsonl); running the command again resumes or, when both
 are finished, just prints the table.
 
@@ -79,5 +82,20 @@ def run(args: argparse.Namespace) -> int:
         write_report(main.run_dir)
     print_comparison(comparison(main.run_dir, arms[-1].run_dir if len(arms) > 1 else main.run_dir))
     print(f"reports: {', '.join(str(r.run_dir / 'report.html') for r in arms)}")
+    print(f"browse the data: thresher view {' '.join(str(r.run_dir) for r in arms)}")
+    _say_wandb(arms)
     print(f"quickstart wall time: {time.perf_counter() - start:.0f}s")
     return 0
+
+
+def _say_wandb(arms: list) -> None:
+    """Where the W&B runs went, and how to upload them when they were written offline."""
+    from thresher.eval.wandb_log import wandb_mode
+
+    if not arms[0].eval.wandb or wandb_mode() == "disabled":
+        return
+    if wandb_mode() == "offline":
+        dirs = " ".join(f"{r.run_dir}/wandb/offline-run-*" for r in arms)
+        print(f"W&B runs were written offline (group {arms[0].eval.wandb_group}); upload them with: wandb sync {dirs}")
+    else:
+        print(f"W&B runs are online in project {arms[0].eval.wandb_project}, group {arms[0].eval.wandb_group}")

@@ -12,8 +12,9 @@ Counts: without `total`, the mix is the largest one in which no source is
 repeated (the scarcest source, relative to its ratio, is used whole). With
 `total`, sources are repeated whole as often as needed and the remainder is a
 seeded sample. Per-task `repeats` (a float: 2 = twice, 1.5 = once plus a
-seeded half) then apply to rows by their `task` (or source name when a row
-has no task). Every output row gains a `source` field.
+seeded half) then apply to rows by their task (`metadata.task`, or `task`,
+or the source name when a row has none). Every output row records its source:
+`metadata.source` in thresher's rows, a top-level `source` in other data.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thresher.errors import ConfigError, RecordError, UserError
+from thresher.feedback.rows import row_task, set_source
 
 
 @dataclass(slots=True)
@@ -95,8 +97,7 @@ def _index(name: str, path: Path, ratio: float, keep: Keep | None = None) -> tup
                     refused += 1
                     pos += len(line)
                     continue
-                task = row.get("task") if isinstance(row, dict) else None
-                task = task if isinstance(task, str) else name
+                task = (row_task(row) if isinstance(row, dict) else None) or name
                 offsets.append(pos)
                 tasks.append(names.setdefault(task, len(names)))
             pos += len(line)
@@ -166,7 +167,7 @@ def mix_files(
             h = handles[s]
             h.seek(idx[s].offsets[row])
             data = json.loads(h.readline())
-            data.setdefault("source", idx[s].name)
+            set_source(data, idx[s].name)
             f.write(json.dumps(data, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())

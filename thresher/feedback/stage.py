@@ -5,7 +5,9 @@ One streaming pass over the round, prompt group by prompt group (see
 the best, and each kept candidate, pair and critique becomes a row with its
 provenance (which model wrote it, which judge chose it, by what rule), unless
 dedup finds it a repeat. Every removal is counted under its reason, and
-prompts where nothing passed are listed with theirs.
+prompts where nothing passed are listed with theirs. SFT and critique-SFT
+rows share one schema (`rows.py`), and `export_decisions.jsonl` records what
+happened to every candidate (`decisions.py`).
 
 Outputs are written to temporary files and renamed when all are done. The
 runner (`thresher.runner`) fingerprints the export by its inputs (the
@@ -30,13 +32,15 @@ from thresher.config import ExportConfig, SelectionConfig
 from thresher.errors import ConfigError
 from thresher.feedback.contamination import ContaminationFilter
 from thresher.feedback.critique import CritiqueBuilder, resolve_critique_judge
+from thresher.feedback.decisions import DECISIONS_FILE, candidate_decisions
 from thresher.feedback.dedup import Deduplicator
 from thresher.feedback.dpo import DPO_RULES, PairBuilder
 from thresher.feedback.filters import CandidateFilter
 from thresher.feedback.groups import GroupingStats, PromptGroup, group_by_prompt
 from thresher.feedback.mixing import mix_files
 from thresher.feedback.options import ExportOptions, export_options
-from thresher.feedback.policies import Policy, Selection, build_policy
+from thresher.feedback.policies import Policy, build_policy
+from thresher.feedback.rows import SELECTED, critique_row, sft_row
 from thresher.records import Prompt
 from thresher.runner import Outcome, run_stage
 from thresher.store import RoundDir
@@ -72,21 +76,6 @@ def _dedup_text(kind: str, on: str, prompt: Prompt, row: dict[str, Any]) -> tupl
     return question + "\n\n" + answer, None
 
 
-def _sft_row(prompt: Prompt, selection: Selection, policy: str, i: int) -> dict[str, Any]:
-    k = selection.kept[i]
-    c = k.candidate
-    return {
-        "messages": [*prompt.messages, {"role": "assistant", "content": c.text}],
-        "prompt_id": prompt.id,
-        "task": prompt.task,
-        "model": c.model,
-        "judge": k.judge,
-        "score": k.score,
-        "candidate_id": c.id,
-        "policy": policy,
-    }
-
-
 class _Exporter:
     """The per-round state of one export: writers, builders, dedup indexes and counters."""
 
@@ -114,6 +103,7 @@ class _Exporter:
         )
         self.critic: CritiqueBuilder | None = None
         self.tmp = {k: round_dir / (OUTPUTS[k] + ".tmp") for k in kinds}
+        self.tmp["decisions"] = round_dir / (DECISIONS_FILE + ".tmp")
         self.files: dict[str, TextIO] = {}
 
     def on_partitioned(self, stats: GroupingStats) -> None:
@@ -131,39 +121,51 @@ class _Exporter:
             self.tasks[task]["prompts"] += 1
             if sel.judge:
                 self.judge_names[sel.judge] += 1
+            reason = None
             if not sel.passed:
                 reason = sel.reason or "nothing_passed"
                 if g.candidates and not fg.candidates:
                     reason = "all_filtered"
                 self.no_pass[g.prompt.id] = reason
                 self.tasks[task]["no_pass"] += 1
+            written = set()
             if "sft" in self.kinds:
-                for i in range(len(sel.kept)):
-                    self._write("sft", g.prompt, _sft_row(g.prompt, sel, self.policy.name, i))
+                for kept in sel.kept:
+                    row = sft_row(g, kept, self.policy.name, self.export.language, stats.judges)
+                    if self._write("sft", g.prompt, row):
+                        written.add(kept.candidate.id)
+            else:
+                written = {k.candidate.id for k in sel.kept}
             if self.pairs is not None:
                 for row in self.pairs.pairs(fg, sel):
+                    row["metadata"]["source"] = SELECTED
                     self._write("dpo", g.prompt, row)
             if self.critic is not None:
-                row = self.critic.row(g, sel)
-                if row is not None:
-                    if self._too_long(row):
+                built = self.critic.row(g, sel)
+                if built is not None:
+                    if self._too_long(built):
                         self.critic.dropped["too_long"] += 1
                     else:
-                        self._write("critique_sft", g.prompt, row)
+                        self._write("critique_sft", g.prompt, critique_row(g, built, self.policy.name))
+            verifiers = frozenset(n for n, j in stats.judges.items() if j.kind == "verifier")
+            for d in candidate_decisions(g, fg, sel, written, self.filter, reason, verifiers):
+                self.files["decisions"].write(json.dumps(d, ensure_ascii=False) + "\n")
 
     def _too_long(self, row: dict[str, Any]) -> bool:
         cap = self.options.filters.max_row_chars
         return cap is not None and sum(len(m["content"]) for m in row["messages"]) > cap
 
-    def _write(self, kind: str, prompt: Prompt, row: dict[str, Any]) -> None:
+    def _write(self, kind: str, prompt: Prompt, row: dict[str, Any]) -> bool:
+        """Write a row unless it overlaps the held-out set or dedup finds it a repeat; True when written."""
         if self.contamination.drops(kind, prompt, row):
-            return
+            return False
         text, group = _dedup_text(kind, self.options.dedup.on, prompt, row)
         if (self.options.dedup.exact or self.options.dedup.near) and self.dedup[kind].check(text, group) is not None:
-            return
+            return False
         self.files[kind].write(json.dumps(row, ensure_ascii=False) + "\n")
         self.rows[kind] += 1
         self.tasks[prompt.task][kind] += 1
+        return True
 
     def flush(self) -> None:
         for f in self.files.values():
@@ -242,7 +244,7 @@ class ExportStage:
         return any((self.round_dir / name).exists() for name in OUTPUTS.values())
 
     def drop(self, part: str) -> None:
-        for name in OUTPUTS.values():
+        for name in (*OUTPUTS.values(), DECISIONS_FILE):
             (self.round_dir / name).unlink(missing_ok=True)
 
     def run(self, todo: list[str]) -> dict[str, Any]:
@@ -350,6 +352,7 @@ def _export(stage: ExportStage) -> dict[str, Any]:
         summary["mix"] = mixes
     for k in kinds:
         os.replace(ex.tmp[k], round_dir / OUTPUTS[k])
+    os.replace(ex.tmp["decisions"], round_dir / DECISIONS_FILE)
     return summary
 
 

@@ -29,14 +29,27 @@ GAIN_POINTS = 10.0
 
 
 def main_recipe(out_dir: str | os.PathLike[str] | None = None, overrides: list[str] | None = None) -> Recipe:
-    recipe = load_recipe(RECIPE, overrides)
+    recipe = main_arm(load_recipe(RECIPE, overrides))
     return replace(recipe, out_dir=str(out_dir)) if out_dir is not None else recipe
 
 
+def main_arm(recipe: Recipe) -> Recipe:
+    """A recipe as the main arm: in W&B it opens the group its control arm joins, tagged `arm:main`."""
+    tags = [t for t in recipe.eval.wandb_tags if not t.startswith("arm:")] + ["arm:main"]
+    ev = replace(recipe.eval, wandb_group=recipe.eval.wandb_group or recipe.name, wandb_tags=tags)
+    return replace(recipe, eval=ev)
+
+
 def control_recipe(recipe: Recipe) -> Recipe:
-    """The control arm: the same recipe with randomly chosen candidates instead of selected ones."""
+    """The control arm: the same recipe with randomly chosen candidates instead of selected ones.
+
+    In W&B it shares the main arm's group, tagged `arm:control` (and `policy:random`).
+    """
     k = recipe.selection.args.get("k", 1)
-    return replace(recipe, name=f"{recipe.name}-control", selection=SelectionConfig(policy="random", args={"k": k}))
+    tags = [t for t in recipe.eval.wandb_tags if not t.startswith("arm:")] + ["arm:control"]
+    ev = replace(recipe.eval, wandb_group=recipe.eval.wandb_group or recipe.name, wandb_tags=tags)
+    return replace(recipe, name=f"{recipe.name}-control", selection=SelectionConfig(policy="random", args={"k": k}),
+                   eval=ev)
 
 
 def pass_at_1(run_dir: Path) -> dict[int, dict[str, float]]:
