@@ -160,7 +160,7 @@ def test_export_drops_contaminated_rows_counts_them_and_exports_again_for_anothe
     assert c["rows"] == {"dpo": 2, "sft": 4} and c["by_rule"] == {"exact": 3, "ngram": 3}
     assert {(e["prompt_id"], e["eval_prompt_id"], e["rule"]) for e in c["examples"]} == {
         (train[1].id, evals[0].id, "ngram"), (train[3].id, evals[1].id, "exact")}
-    kept = {r["prompt_id"] for r in read_jsonl(rd / "sft.jsonl")}
+    kept = {r["metadata"]["prompt_id"] for r in read_jsonl(rd / "sft.jsonl")}
     assert kept == {train[0].id, train[2].id}
 
     assert _outcome(rd, evals).skipped == ["export"]

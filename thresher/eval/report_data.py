@@ -118,7 +118,10 @@ def _collect(rd: RoundDir, summary: dict[str, Any]) -> list[dict[str, Any]]:
     prompts, status = _pick_prompts(rd, summary, sft)
     if not prompts:
         return []
-    kept = {_provenance(r, "candidate_id") for r in sft if _provenance(r, "prompt_id") in prompts}
+    kept = {
+        cid for r in sft if _provenance(r, "prompt_id") in prompts
+        for cid in (_provenance(r, "candidate_ids") or [_provenance(r, "candidate_id")])
+    }
     dpo: dict[str, list[str]] = defaultdict(list)
     for r in _rows(rd.dpo):
         if _provenance(r, "prompt_id") in prompts:
