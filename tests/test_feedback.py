@@ -11,7 +11,7 @@ from thresher.cli import main
 from thresher.config import ExportConfig, SelectionConfig, dump_recipe, parse_recipe
 from thresher.errors import ConfigError, RecordError
 from thresher.feedback import POLICIES, export_stage
-from thresher.feedback.answers import answers_equivalent
+from thresher.judges.answers import answers_equivalent
 from thresher.feedback.dedup import DedupConfig, Deduplicator
 from thresher.feedback.groups import JudgeInfo, PromptGroup
 from thresher.feedback.mixing import mix_files

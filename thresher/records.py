@@ -123,6 +123,10 @@ class Verdict:
     critique: str | None = None
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    kind: str | None = None
+    """What kind of judge wrote it (`thresher.judges.base.JUDGE_KINDS`: verifier, reward, llm,
+    pairwise, listwise), so selection reads it instead of guessing; None in files written before
+    judges recorded it."""
 
     @property
     def prompt_id(self) -> str:

@@ -13,7 +13,7 @@ however confident its scores look.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
@@ -47,27 +47,31 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prob_all_wrong
 
 
+def _majority(answers: Sequence[str | None]) -> list[int]:
+    """Indexes of the largest cluster of equivalent answers (ties go to the one seen first); [] if none."""
+    from thresher.judges.answers import cluster_answers
+
+    clusters = cluster_answers(answers)
+    return max(clusters, key=len) if clusters else []
+
+
 def majority_answer(answers: Sequence[str | None]) -> str | None:
-    """The most frequent extracted answer (None = no answer, never a vote); ties go to the earliest."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(a for a in answers if a is not None and counts[a] == best)
+    """The most frequent extracted answer, equivalent answers counted together (as the verifier
+    compares them: "0.5", "1/2" and "\\frac{1}{2}" are one); None = no answer, never a vote; ties
+    go to the earliest."""
+    top = _majority(answers)
+    return answers[top[0]] if top else None
 
 
 def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool]) -> float:
     """1.0 if the majority answer among the samples is a correct one, else 0.0.
 
-    `answers[i]` is the extracted (canonical) answer of sample i and
-    `correct[i]` its verdict; samples with the same answer share correctness.
+    `answers[i]` is the extracted answer of sample i and `correct[i]` its
+    verdict; samples with equivalent answers share one vote and correctness.
     """
     if len(answers) != len(correct):
         raise ValueError(f"maj_at_k: {len(answers)} answers but {len(correct)} verdicts")
-    top = majority_answer(answers)
-    if top is None:
-        return 0.0
-    return 1.0 if any(ok for a, ok in zip(answers, correct) if a == top) else 0.0
+    return 1.0 if any(correct[i] for i in _majority(answers)) else 0.0
 
 
 @dataclass(slots=True)

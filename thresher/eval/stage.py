@@ -177,9 +177,10 @@ def _correct(v: Verdict | None) -> bool:
 
 
 def _answer(v: Verdict | None) -> str | None:
+    """The answer the verifier read, as stated (maj@k compares answers by `thresher.judges.answers`)."""
     if v is None or not v.ok:
         return None
-    a = v.metadata.get("canonical", v.metadata.get("answer"))
+    a = v.metadata.get("answer")
     return None if a is None else str(a)
 
 

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from thresher.config import SelectionConfig
 from thresher.errors import ConfigError, UserError
-from thresher.feedback.answers import answers_equivalent, candidate_answer
+from thresher.judges.answers import candidate_answer, cluster_answers
 from thresher.feedback.groups import JudgeInfo, PromptGroup
 from thresher.records import Candidate
 from thresher.typed import check_call_args
@@ -282,7 +282,7 @@ class _Vote:
     def _one(self, g: PromptGroup, weight_judge: str | None, rule: str) -> Selection:
         if not g.candidates:
             return Selection(g.prompt.id, judge=rule, reason="no_candidates")
-        clusters: list[tuple[str, list[Candidate], list[float]]] = []  # (answer, members, weights)
+        voters: list[tuple[Candidate, str, float]] = []  # (candidate, answer, weight)
         for c in g.candidates:
             answer = candidate_answer(c, g.verdicts.get(c.id, {}), self.answer_judge)
             if answer is None:
@@ -299,27 +299,25 @@ class _Vote:
                         f"to {c.id}; vote weights must be >= 0 (use a judge with scores in [0, 1])"
                     )
                 w = s
-            for answer_key, members, weights in clusters:
-                if answers_equivalent(answer_key, answer):
-                    members.append(c)
-                    weights.append(w)
-                    break
-            else:
-                clusters.append((answer, [c], [w]))
-        total = sum(sum(ws) for _, _, ws in clusters)
+            voters.append((c, answer, w))
+        clusters = [
+            ([voters[i][0] for i in members], [voters[i][2] for i in members])
+            for members in cluster_answers([a for _, a, _ in voters])
+        ]
+        total = sum(sum(ws) for _, ws in clusters)
         if not clusters or total <= 0:
             return Selection(g.prompt.id, judge=rule, reason="no_answers")
-        shares = sorted(((sum(ws) / total, i) for i, (_, _, ws) in enumerate(clusters)), reverse=True)
+        shares = sorted(((sum(ws) / total, i) for i, (_, ws) in enumerate(clusters)), reverse=True)
         scores = {c.id: 0.0 for c in g.candidates}
         for share, i in shares:
-            for c in clusters[i][1]:
+            for c in clusters[i][0]:
                 scores[c.id] = share
         top_share, top = shares[0]
         if len(shares) > 1 and shares[1][0] == top_share:
             return Selection(g.prompt.id, scores=scores, judge=rule, reason="vote_tie")
         if top_share < self.min_share:
             return Selection(g.prompt.id, scores=scores, judge=rule, reason="no_majority")
-        _, members, weights = clusters[top]
+        members, weights = clusters[top]
         order = sorted(zip(weights, members, strict=True), key=lambda wc: (-wc[0], tie_key(self.seed, wc[1].id)))
         kept = [Kept(c, rule, top_share) for _, c in order[: self.k]]
         return Selection(g.prompt.id, kept, scores, rule)

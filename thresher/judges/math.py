@@ -13,28 +13,13 @@ also on prompts without a reference.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from thresher.judges.answers import extract_answer
+from thresher.judges.answers import extract_answer, read_answer, same_answer
 from thresher.judges.base import check_shapes
 from thresher.judges.workers import TimeoutPool
 from thresher.records import Candidate, Prompt, Verdict
-
-
-def _as_latex(answer: str) -> str:
-    """Wrap an extracted answer so math-verify reads it as LaTeX (a bare % would start a comment)."""
-    import re
-
-    answer = re.sub(r"(?<!\\)%", r"\\%", answer)
-    return f"${answer}$"
-
-
-def _parse(text: str) -> list[Any]:
-    from math_verify import parse
-
-    return parse(_as_latex(text), parsing_timeout=None)
 
 
 def verify_answer(item: tuple[str, str | None]) -> dict[str, Any]:
@@ -43,9 +28,6 @@ def verify_answer(item: tuple[str, str | None]) -> dict[str, Any]:
     Returns a plain dict (it crosses a pipe): correct (True/False/None when
     there is no reference), answer, canonical, rule and a one-line critique.
     """
-    from math_verify import verify
-
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
     text, reference = item
     found = extract_answer(text)
     out: dict[str, Any] = {"correct": None, "answer": None, "canonical": None, "rule": None}
@@ -53,28 +35,20 @@ def verify_answer(item: tuple[str, str | None]) -> dict[str, Any]:
         out["correct"] = False if reference is not None else None
         out["critique"] = "No final answer found (no \\boxed{}, no 'the answer is', no number)."
         return out
-    out["answer"], out["rule"] = found.answer, found.rule
-    parsed = _parse(found.answer)
-    if parsed:
-        out["canonical"] = str(parsed[0])
+    out["answer"], out["rule"], out["canonical"] = found.answer, found.rule, found.canonical
+    read = found.canonical or "text"
     if reference is None:
-        out["critique"] = f"Extracted {found.answer!r} ({found.rule}); the prompt has no reference answer."
+        out["critique"] = f"Extracted {found.answer!r} ({found.rule}), read as {read}; the prompt has no reference answer."
         return out
-    gold = _parse(reference)
-    if not gold:
-        raise ValueError(f"reference answer {reference!r} could not be parsed by math-verify")
-    if not parsed:
-        out["correct"] = False
-        out["critique"] = f"Extracted {found.answer!r} ({found.rule}), which math-verify could not parse."
-        return out
-    ok = bool(verify(gold, parsed, timeout_seconds=None))
-    if not ok and found.answer.strip() == reference.strip():
-        ok = True  # identical text that sympy cannot compare (e.g. a word answer)
+    gold = read_answer(reference)
+    if not gold.answer:
+        raise ValueError(f"reference answer {reference!r} states no answer")
+    ok = same_answer(gold, found)
     relation = "equals" if ok else "does not equal"
     out["correct"] = ok
     out["critique"] = (
-        f"Extracted {found.answer!r} ({found.rule}), read as {out['canonical']}; "
-        f"it {relation} the reference {reference!r}, read as {gold[0]}."
+        f"Extracted {found.answer!r} ({found.rule}), read as {read}; "
+        f"it {relation} the reference {reference!r}, read as {gold.canonical or 'text'}."
     )
     return out
 
