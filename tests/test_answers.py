@@ -116,7 +116,10 @@ def test_there_are_at_least_forty_phrasings_right_and_wrong():
         ("Therefore x = 2\\sqrt{2}.", "2\\sqrt{2}", "equation"),
         ("I counted 3 apples and 1,250 pears", "1250", "math_verify"),
         ("It is -7/2 of the total", "-7/2", "math_verify"),
-        ("7+5=12, 6+8+1=15, so 152", "152", "math_verify"),
+        ("7+5=12, 6+8+1=15, so 152", "152", "final_number"),
+        ("The temperature fell to -3 degrees.", "-3", "math_verify"),
+        ("We have 2 + 3 = 5", "5", "math_verify"),
+        ("In all 1 250", "1250", "math_verify"),
         ("小明一共有15个苹果。", "15", "last_number"),
     ],
 )

@@ -11,11 +11,11 @@ from thresher.cli import main
 from thresher.config import ExportConfig, SelectionConfig, dump_recipe, parse_recipe
 from thresher.errors import ConfigError, RecordError
 from thresher.feedback import POLICIES, export_stage
-from thresher.judges.answers import answers_equivalent
 from thresher.feedback.dedup import DedupConfig, Deduplicator
 from thresher.feedback.groups import JudgeInfo, PromptGroup
 from thresher.feedback.mixing import mix_files
 from thresher.feedback.policies import build_policy
+from thresher.judges.answers import answers_equivalent
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
 from thresher.store import ShardedJsonl
 from thresher.typed import to_data

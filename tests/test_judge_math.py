@@ -154,3 +154,42 @@ def test_a_killed_run_leaves_no_worker_spinning(tmp_path):
     while alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(worker)
+
+
+def _slow(item):
+    import os
+
+    if item == "hang":
+        time.sleep(600)
+    if item == "die":
+        os._exit(3)
+    return item * 2
+
+
+def test_a_batch_with_a_hung_and_a_dying_item_answers_every_other_item():
+    """One worker, batches of 3: the hung item and the crash are their own errors; the rest are answered."""
+    items = [0, 1, 2, 3, "hang", 5, 6, "die", 8, 9]
+    pool = TimeoutPool(_slow, workers=1, timeout=2.0)
+    try:
+        out = pool.map(items)
+        assert pool.slots[0].batches >= 4
+    finally:
+        pool.close()
+    assert [o.value for i, o in enumerate(out) if i not in (4, 7)] == [0, 2, 4, 6, 10, 12, 16, 18]
+    assert out[4].error == "timed out after 2s (worker process killed)"
+    assert out[7].error == "worker process died (exit code 3)"
+    assert pool.restarts == 2
+
+
+def test_items_cross_the_pipe_in_batches_not_one_by_one():
+    pool = TimeoutPool(_slow, workers=2, timeout=30)
+    done = []
+    try:
+        out = pool.map(list(range(256)), on_done=done.append)
+        assert [o.value for o in out] == [2 * i for i in range(256)]
+        assert sum(s.batches for s in pool.slots) == 8  # 32 items a message
+        assert sum(done) == 256 and len(done) == 8
+        pool.map(list(range(10)))
+        assert pool.restarts == 0 and all(s.proc.is_alive() for s in pool.slots)  # the same warm workers
+    finally:
+        pool.close()

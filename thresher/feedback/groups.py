@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import RecordError, UserError
+from thresher.judges.verdicts import judge_score
 from thresher.records import Candidate, Prompt, Verdict, parse_line
 from thresher.store import read_records
 
@@ -53,17 +54,27 @@ class JudgeInfo:
     scored: int = 0
     """Verdicts with a numeric score."""
     verified: int = 0
-    """Verdicts with `correct` set: the judge is a verifier (math, code)."""
+    """Verdicts with `correct` set."""
     critiqued: int = 0
     """Verdicts with critique text."""
     listwise: int = 0
     """Verdicts marked `chosen` / `rank` by a listwise best-of-N judge."""
     pairwise: int = 0
     """Verdicts summarising pairwise comparisons (`agreed` / `disagreed` counts)."""
+    kinds: dict[str, int] = field(default_factory=dict)
+    """The kinds the verdicts record (`Verdict.kind`), with their counts."""
 
     @property
     def kind(self) -> str:
-        """verifier, listwise, pairwise, llm (pointwise with critiques) or reward (scores only)."""
+        """verifier, reward, llm, pairwise or listwise: what the judge's verdicts record.
+
+        Verdicts written before judges recorded their kind have none; for those
+        files only, the kind is read off what the verdicts hold (a `correct`
+        flag: verifier; `rank` / `chosen`: listwise; `agreed` / `disagreed`:
+        pairwise; critiques: llm; scores only: reward).
+        """
+        if self.kinds:
+            return max(self.kinds, key=self.kinds.__getitem__)
         if self.verified:
             return "verifier"
         if self.listwise:
@@ -76,6 +87,9 @@ class JudgeInfo:
 
     def add(self, v: dict[str, Any]) -> None:
         self.verdicts += 1
+        kind = v.get("kind")
+        if isinstance(kind, str):
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
         if v.get("error") is not None:
             self.errors += 1
             return
@@ -90,29 +104,6 @@ class JudgeInfo:
             self.listwise += 1
         if "agreed" in meta and "disagreed" in meta:
             self.pairwise += 1
-
-
-def judge_score(v: Verdict | None) -> float | None:
-    """The number a verdict ranks its candidate by, or None when it gives none.
-
-    A failed verdict (`error` set) gives None, never a low score. Verifiers
-    without a score rank correct (1) above wrong (0); a listwise judge that
-    gives only a rank ranks by -rank (rank 1 best), one that only marks its
-    choice by chosen (1) over the rest (0).
-    """
-    if v is None or v.error is not None:
-        return None
-    if v.score is not None:
-        return float(v.score)
-    if v.correct is not None:
-        return 1.0 if v.correct else 0.0
-    rank = v.metadata.get("rank")
-    if isinstance(rank, int | float) and not isinstance(rank, bool):
-        return -float(rank)
-    chosen = v.metadata.get("chosen")
-    if isinstance(chosen, bool):
-        return 1.0 if chosen else 0.0
-    return None
 
 
 @dataclass(slots=True)

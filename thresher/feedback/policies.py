@@ -31,8 +31,9 @@ from typing import Any, Protocol
 
 from thresher.config import SelectionConfig
 from thresher.errors import ConfigError, UserError
-from thresher.judges.answers import candidate_answer, cluster_answers
 from thresher.feedback.groups import JudgeInfo, PromptGroup
+from thresher.judges.answers import candidate_answer, cluster_answers
+from thresher.judges.verdicts import Gated, pass_gate
 from thresher.records import Candidate
 from thresher.typed import check_call_args
 
@@ -224,31 +225,34 @@ class _Gated:
                 raise ConfigError("selection.args.gate", f"no verdicts from judge {name!r}")
         others = {n: j for n, j in judges.items() if n not in gates}
         judge = resolve_judge(others, self.judge, self.name, kinds=("reward", "llm", "listwise", "pairwise"))
-        out = []
-        for g in groups:
-            ranked, scores, _ = _ranked(g, judge, self.seed)
-            passing = []
-            for s, c in ranked:
-                results = [g.verdict(c.id, gate) for gate in gates]
-                verified = all(v is not None and v.error is None and v.correct is True for v in results)
-                if verified and (self.min_score is None or s >= self.min_score):
-                    passing.append((s, c))
-            kept = [Kept(c, judge, s) for s, c in passing[: self.k]]
-            reason = None
-            if not kept:
-                if not g.candidates:
-                    reason = "no_candidates"
-                elif not any(
-                    all((v := g.verdict(c.id, gate)) is not None and v.correct is True for gate in gates)
-                    for c in g.candidates
-                ):
-                    reason = "none_correct"
-                elif not ranked:
-                    reason = "no_verdicts" if all(g.verdict(c.id, judge) is None for c in g.candidates) else "all_verdicts_failed"
-                else:
-                    reason = "below_threshold" if self.min_score is not None else "correct_unscored"
-            out.append(Selection(g.prompt.id, kept, scores, judge, reason))
-        return out
+        return [self._one(g, gates, judge) for g in groups]
+
+    def _one(self, g: PromptGroup, gates: list[str], judge: str) -> Selection:
+        if not g.candidates:
+            return Selection(g.prompt.id, judge=judge, reason="no_candidates")
+        scores = {c.id: s for c in g.candidates if (s := g.score(c.id, judge)) is not None}
+        results = {
+            c.id: pass_gate({n: g.verdict(c.id, n) for n in gates}, judge, g.verdict(c.id, judge)) for c in g.candidates
+        }
+        ranked = sorted(
+            ((r.score, c) for c in g.candidates if (r := results[c.id]).score is not None),  # a score: passed, ranked
+            key=lambda sc: (-sc[0], tie_key(self.seed, sc[1].id)),
+        )
+        passing = [(s, c) for s, c in ranked if self.min_score is None or s >= self.min_score]
+        kept = [Kept(c, judge, s) for s, c in passing[: self.k]]
+        return Selection(g.prompt.id, kept, scores, judge, None if kept else _gated_reason(list(results.values())))
+
+
+def _gated_reason(results: list[Gated]) -> str:
+    """Why no candidate of a prompt passed the gate and got kept."""
+    passed = [r for r in results if r.passed]
+    if not passed:
+        return "none_correct"
+    if any(r.score is not None for r in passed):
+        return "below_threshold"
+    if any(r.error is not None for r in passed):
+        return "all_verdicts_failed"
+    return "correct_unscored" if any(r.ranked for r in passed) else "no_verdicts"
 
 
 def gated(

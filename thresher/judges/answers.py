@@ -15,9 +15,10 @@ math-verify read that statement:
    an explanation ("because", "since", "so", "，因为", "所以", ...), so
    "The answer is 7, because 3+4=7." states 7;
 4. a last sentence ending in `= <LaTeX>` ("so x = 2\\sqrt{2}.");
-5. math-verify's own extraction (its LaTeX and expression configs) over the
+5. a number that ends the text ("..., so 152"), as math-verify would find it;
+6. math-verify's own extraction (its LaTeX and expression configs) over the
    whole text;
-6. the last number (numbers glued to Chinese characters, which math-verify's
+7. the last number (numbers glued to Chinese characters, which math-verify's
    anchors do not see).
 
 A stated answer is read by math-verify: as LaTeX when it is a formula
@@ -62,6 +63,9 @@ _PLAIN_NUMBER = re.compile(
     r"[$€£¥₹]?\s*-?\s*[$€£¥₹]?\s*(?:(?:\d{1,3}(?:[, ]\d{3})+|\d+)(?:\.\d+)?|\.\d+)\s*(?:%|percent)?"
 )
 """A number, maybe with currency, thousands separators or a percent sign: math-verify's own extraction reads it."""
+_INTEGER = re.compile(r"-?\d{1,30}")
+_FINAL_NUMBER = re.compile(r"(?:^|(?<=[\s:：]))(?<![+\-*/^×÷(=]\s)(?<!\d\s)(-?\d+(?:\.\d+)?)\s*[.。!]?\s*$")
+"""A number that ends the text, after a space and not after an operator, `=` or another number."""
 _COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]*\}|\\[A-Za-z]+")
 _WORD = re.compile(r"[A-Za-z]{2,}|[\u3400-\u9fff]")
 _DELIMITED = re.compile(r"(?<!\\)\$[^$]+(?<!\\)\$|\\\(|\\\[")
@@ -77,19 +81,11 @@ class Answer:
     answer: str
     """The stated answer, cleaned (no `$`, `**` or closing full stop); reading it again gives `value`."""
     rule: str
-    """Where it was found: boxed, hash, phrase, equation, math_verify, last_number, or given (a reference)."""
+    """Where it was found: boxed, hash, phrase, equation, final_number, math_verify, last_number, or given."""
     value: tuple[Any, ...] = ()
     """math-verify's parse of `answer` (sympy objects); empty when it is not math (a word, a name)."""
-
-    @property
-    def canonical(self) -> str | None:
-        """The sympy form, as text (`1/2` for "0.5", "\\frac{1}{2}" and "1/2"), or None."""
-        if not self.value:
-            return None
-        v = self.value[0]
-        if getattr(v, "is_Float", False):
-            return f"{float(v):.15g}"  # 0.5, not sympy's 0.500000000000000
-        return str(v)
+    canonical: str | None = None
+    """The sympy form, as text (`1/2` for "0.5", "\\frac{1}{2}" and "1/2"), or None."""
 
     @property
     def key(self) -> str:
@@ -101,6 +97,7 @@ def normalize_answer(answer: str) -> str:
     return _SPACE.sub("", answer).casefold().rstrip(".。")
 
 
+@lru_cache(maxsize=1)
 def _quiet() -> None:
     """Mute math-verify's "timeout is disabled" warnings: the timeouts are ours (see the module doc)."""
     for name in ("math_verify", "math_verify.parser", "math_verify.grader", "latex2sympy2_extended"):
@@ -150,6 +147,10 @@ def _read(answer: str) -> tuple[Any, ...]:
     _quiet()
     if not answer:
         return ()
+    if _INTEGER.fullmatch(answer):  # what math-verify makes of it (sympy's Number("152")), without its slow parser
+        import sympy
+
+        return (sympy.Integer(int(answer)),)
     own = [LatexExtractionConfig(), ExprExtractionConfig()]
     if _DELIMITED.search(answer) or _PLAIN_NUMBER.fullmatch(answer) or not _is_formula(answer):
         attempts = [(answer, own)]
@@ -163,10 +164,20 @@ def _read(answer: str) -> tuple[Any, ...]:
     return ()
 
 
+@lru_cache(maxsize=65536)
+def _canonical(answer: str) -> str | None:
+    value = _read(answer)
+    if not value:
+        return None
+    if getattr(value[0], "is_Float", False):
+        return f"{float(value[0]):.15g}"  # 0.5, not sympy's 0.500000000000000
+    return str(value[0])
+
+
 def read_answer(answer: str, rule: str = "given") -> Answer:
     """A stated answer (a reference, an answer a judge recorded) as math-verify reads it."""
     text = clean_answer(answer)
-    return Answer(text, rule, _read(text))
+    return Answer(text, rule, _read(text), _canonical(text))
 
 
 def _phrase_answer(text: str) -> str | None:
@@ -229,6 +240,9 @@ def extract_answer(text: str) -> Answer | None:
     equation = _equation_answer(text)
     if equation:
         return read_answer(equation, "equation")
+    final = _FINAL_NUMBER.search(text)
+    if final and not _DELIMITED.search(text):
+        return read_answer(final.group(1), "final_number")
     found = _math_verify_answer(text)
     if found and _read(clean_answer(found)):
         return read_answer(found, "math_verify")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from thresher.errors import UserError
 from thresher.records import Candidate, Prompt, Verdict
 
 
@@ -25,8 +26,35 @@ class Judge(Protocol):
     """
 
     name: str
+    kind: str
+    """What its verdicts are, one of `JUDGE_KINDS`; the judge stage records it on each verdict."""
 
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]: ...
+
+
+JUDGE_KINDS = ("verifier", "reward", "llm", "pairwise", "listwise")
+"""verifier: says `correct` (math, code, a gate); reward: scores only (a reward model, a function);
+llm: pointwise scores with critiques; pairwise / listwise: LLM comparisons of a prompt's candidates."""
+
+
+def judge_kind(judge: object) -> str:
+    """The kind a judge declares (`Judge.kind`), checked: selection reads it and never guesses."""
+    kind = getattr(judge, "kind", None)
+    if kind not in JUDGE_KINDS:
+        name = getattr(judge, "name", type(judge).__name__)
+        raise UserError(
+            f"judge {name!r} declares kind {kind!r}; a judge needs a `kind` attribute, one of {', '.join(JUDGE_KINDS)}"
+        )
+    return kind
+
+
+def record_kind(judge: object, rows: list[list[Verdict]]) -> list[list[Verdict]]:
+    """Write the judge's kind on each of its verdicts, so export reads it from the verdict files."""
+    kind = judge_kind(judge)
+    for row in rows:
+        for v in row:
+            v.kind = kind
+    return rows
 
 
 RewardFunction = Callable[[list[Prompt], list[str]], list["float | None"]]
@@ -35,6 +63,8 @@ RewardFunction = Callable[[list[Prompt], list[str]], list["float | None"]]
 
 class FunctionJudge:
     """A judge around `fn(prompts, completions) -> list[float | None]`; None means "no opinion"."""
+
+    kind = "reward"
 
     def __init__(self, fn: RewardFunction, name: str):
         self.fn = fn

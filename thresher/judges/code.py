@@ -94,6 +94,8 @@ def critique_for(result: RunResult, program: str, tests_start: int, timeout: flo
 class CodeVerifier:
     """Judge: 1.0 / correct when the candidate passes every test, 0.0 when it fails, times out or crashes."""
 
+    kind = "verifier"
+
     def __init__(self, sandbox: Sandbox, limits: Limits, workers: int, name: str = "code"):
         self.name = name
         self.sandbox = sandbox

@@ -21,11 +21,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from thresher.judges.base import Judge, check_shapes, close_judge
+from thresher.judges.verdicts import brief, pass_gate
 from thresher.records import Candidate, Prompt, Verdict
-
-
-def _brief(v: Verdict) -> dict[str, Any]:
-    return {"score": v.score, "correct": v.correct, "error": v.error}
 
 
 def _select(candidates: Sequence[Sequence[Candidate]], keep: list[list[bool]]) -> list[list[Candidate]]:
@@ -33,6 +30,10 @@ def _select(candidates: Sequence[Sequence[Candidate]], keep: list[list[bool]]) -
 
 
 class GateJudge:
+    """Verifier, then ranker, as one judge; the decision is `verdicts.pass_gate`, as in policy `gated`."""
+
+    kind = "verifier"
+
     def __init__(self, verifier: Judge, ranker: Judge, name: str = "gate"):
         self.verifier = verifier
         self.ranker = ranker
@@ -41,30 +42,16 @@ class GateJudge:
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         check_shapes(prompts, candidates)
         checked = self.verifier.judge(prompts, candidates)
-        passed = [[v.ok and v.correct is True for v in row] for row in checked]
-        ranked_rows = iter(self.ranker.judge(prompts, _select(candidates, passed)))
+        gated = [[pass_gate({self.verifier.name: v}, self.ranker.name, None) for v in row] for row in checked]
+        ranked_rows = iter(self.ranker.judge(prompts, _select(candidates, [[g.passed for g in row] for row in gated])))
         out = []
-        for cs, row, ok in zip(candidates, checked, passed):
+        for cs, row, gs in zip(candidates, checked, gated):
             ranked = iter(next(ranked_rows))
             verdicts = []
-            for c, v, k in zip(cs, row, ok):
-                meta: dict[str, Any] = {"judges": {self.verifier.name: _brief(v)}}
-                if not v.ok:
-                    verdicts.append(Verdict(c.id, self.name, error=f"{self.verifier.name}: {v.error}", metadata=meta))
-                    continue
-                if not k:
-                    critique = f"Failed the gate ({self.verifier.name}): {v.critique or 'no detail'}"
-                    verdicts.append(Verdict(c.id, self.name, correct=v.correct, critique=critique, metadata=meta))
-                    continue
-                r = next(ranked)
-                meta["judges"][self.ranker.name] = _brief(r)
-                if not r.ok:
-                    verdicts.append(
-                        Verdict(c.id, self.name, correct=True, error=f"{self.ranker.name}: {r.error}", metadata=meta)
-                    )
-                    continue
-                critique = "\n\n".join(x for x in (v.critique, r.critique) if x) or None
-                verdicts.append(Verdict(c.id, self.name, score=r.score, correct=True, critique=critique, metadata=meta))
+            for c, v, g in zip(cs, row, gs):
+                if g.passed:
+                    g = pass_gate({self.verifier.name: v}, self.ranker.name, next(ranked))
+                verdicts.append(g.verdict(c.id, self.name))
             out.append(verdicts)
         return out
 
@@ -96,6 +83,8 @@ class EnsembleJudge:
     def __init__(
         self, judges: list[Judge], weights: list[float], normalize: Literal["none", "minmax", "rank"], name: str
     ):
+        # its verdicts say `correct` (all sub-verifiers agree) only when a sub-judge is a verifier
+        self.kind = "verifier" if any(getattr(j, "kind", None) == "verifier" for j in judges) else "reward"
         self.judges = judges
         self.weights = weights
         self.normalize = normalize
@@ -111,7 +100,7 @@ class EnsembleJudge:
             verdicts = []
             for m, c in enumerate(cs):
                 subs = [row[m] for row in rows]
-                meta = {"judges": {j.name: _brief(v) for j, v in zip(self.judges, subs)}}
+                meta = {"judges": {j.name: brief(v) for j, v in zip(self.judges, subs)}}
                 errors = [f"{j.name}: {v.error}" for j, v in zip(self.judges, subs) if not v.ok]
                 if errors:
                     verdicts.append(Verdict(c.id, self.name, error="; ".join(errors), metadata=meta))
@@ -131,6 +120,8 @@ class EnsembleJudge:
 
 
 class VoteJudge:
+    kind = "verifier"
+
     def __init__(self, judges: list[Judge], threshold: float | None, name: str):
         self.judges = judges
         self.threshold = threshold
@@ -154,7 +145,7 @@ class VoteJudge:
             for m, c in enumerate(cs):
                 subs = [r[k][m] for r in results]
                 votes = [self._vote(v) for v in subs]
-                meta: dict[str, Any] = {"judges": {j.name: _brief(v) for j, v in zip(self.judges, subs)}}
+                meta: dict[str, Any] = {"judges": {j.name: brief(v) for j, v in zip(self.judges, subs)}}
                 yes, no = votes.count(True), votes.count(False)
                 errored = [j.name for j, v in zip(self.judges, subs) if not v.ok]
                 meta.update(yes=yes, no=no, abstained=len(votes) - yes - no)

@@ -261,6 +261,11 @@ class LLMJudge:
         self.name = name
         self.owns_sampler = owns_sampler
 
+    @property
+    def kind(self) -> str:
+        """pointwise verdicts are scores with critiques (llm); the other modes compare candidates."""
+        return "llm" if self.mode == "pointwise" else self.mode
+
     def _generate(self, requests: list[Prompt]) -> list[str]:
         if not requests:
             return []

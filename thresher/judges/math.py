@@ -61,6 +61,8 @@ def warm_up() -> None:
 class MathVerifier:
     """Judge: 1.0 / correct when the extracted answer equals the reference symbolically, 0.0 otherwise."""
 
+    kind = "verifier"
+
     def __init__(self, timeout: float = 5.0, workers: int = 2, name: str = "math"):
         self.name = name
         self.timeout = timeout
@@ -76,7 +78,7 @@ class MathVerifier:
             for c in cs:
                 o = next(outcomes)
                 if o.error is not None:
-                    row.append(Verdict(candidate_id=c.id, judge=self.name, error=o.error))
+                    row.append(Verdict(c.id, self.name, error=o.error))
                     continue
                 r = o.value
                 score = None if r["correct"] is None else float(r["correct"])

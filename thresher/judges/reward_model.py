@@ -32,6 +32,8 @@ def _default_device() -> str:
 class RewardModelJudge:
     """Scores candidates with a sequence-classification reward model (one logit per text)."""
 
+    kind = "reward"
+
     def __init__(
         self,
         model: str,

@@ -36,7 +36,7 @@ from typing import Any
 from thresher.config import JudgeConfig
 from thresher.errors import UserError
 from thresher.executors import ChunkTask, Executor, LocalExecutor, Resources
-from thresher.judges.base import Judge, close_judge
+from thresher.judges.base import Judge, close_judge, record_kind
 from thresher.records import Candidate, Prompt, Verdict
 from thresher.runner import Outcome, run_stage
 from thresher.store import RoundDir, ShardedJsonl, read_records
@@ -122,7 +122,7 @@ class JudgeChunk:
 
 def judge_chunk(judge: Judge, chunk: JudgeChunk) -> list[Verdict]:
     """One chunk's verdicts, checked against the candidates: what an executor's worker runs."""
-    out = judge.judge(chunk.prompts, chunk.candidates)
+    out = record_kind(judge, judge.judge(chunk.prompts, chunk.candidates))
     _check_output(judge, chunk.candidates, out)
     return [v for row in out for v in row]
 

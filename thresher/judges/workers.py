@@ -2,18 +2,29 @@
 
 Symbolic math can hang (sympy on a pathological expression), and math-verify's
 own timeout uses SIGALRM, which only works in the main thread of the main
-process. Here each item runs in a dedicated worker process; if it has not
-answered within `timeout` seconds the worker is SIGKILLed and replaced, and the
-item's outcome is an error. `concurrent.futures.ProcessPoolExecutor` cannot do
-this (it cannot kill one worker), hence this small pool.
+process. Here items run in worker processes; if one item has not finished
+within `timeout` seconds its worker is SIGKILLed and replaced, and that item's
+outcome is an error. `concurrent.futures.ProcessPoolExecutor` cannot do this
+(it cannot kill one worker), hence this small pool.
+
+Items travel in batches: one pipe message carries many items to a worker and
+one carries their results back, so a cheap item (a fraction of a millisecond
+of math-verify) does not pay a pipe round trip of its own. The per-item
+timeout still holds: before each item the worker writes a heartbeat (batch
+number, item index, start time) into shared memory, and the parent, waiting
+for the batch, kills the worker as soon as one item has run past the timeout.
+That item's outcome is the error; the rest of its batch (results a killed
+worker never sent, items it never reached) goes back in the queue.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import queue
 import signal
 import threading
+import time
 import traceback
 import weakref
 from collections.abc import Callable, Sequence
@@ -23,6 +34,10 @@ from typing import Any
 
 STARTUP_TIMEOUT = 120.0
 """Seconds a fresh worker may take to import its function's module (sympy is slow on a busy CPU)."""
+MAX_BATCH = 256
+"""Items per pipe message at most: small enough to balance the workers and to redo after a kill."""
+_BATCHES_PER_WORKER = 4
+"""A `map` is cut into about this many batches per worker, so a slow batch does not leave others idle."""
 
 
 @dataclass(slots=True)
@@ -44,8 +59,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _serve(conn: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
-    """The worker process's loop: warm up, say ready, then answer items until told to stop."""
+def _serve(conn: Any, beat: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None) -> None:
+    """The worker process's loop: warm up, say ready, then answer batches until told to stop.
+
+    `beat` is shared memory [batch number, item index, start time]; the start
+    time is written first, so a parent that reads the index and then the time
+    never pairs an item with an older item's start.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes the pool
     _die_with_parent()
     if initializer is not None:
@@ -53,20 +73,27 @@ def _serve(conn: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] 
     conn.send(("ready", None))
     while True:
         try:
-            item = conn.recv()
+            message = conn.recv()
         except EOFError:
             return
-        if item is None:
+        if message is None:
             return
-        try:
-            conn.send(("ok", fn(item)))
-        except Exception as e:  # noqa: BLE001 - any failure of one item is its outcome; the worker lives on
-            tail = traceback.format_exc().strip().splitlines()[-1]
-            conn.send(("error", f"{type(e).__name__}: {e}" if str(e) else tail))
+        number, items = message
+        results = []
+        for i, item in enumerate(items):
+            beat[2] = time.monotonic()
+            beat[1] = i
+            beat[0] = number
+            try:
+                results.append(("ok", fn(item)))
+            except Exception as e:  # noqa: BLE001 - any failure of one item is its outcome; the worker lives on
+                tail = traceback.format_exc().strip().splitlines()[-1]
+                results.append(("error", f"{type(e).__name__}: {e}" if str(e) else tail))
+        conn.send(results)
 
 
 class _Slot:
-    """One worker process and the pipe to it; restarted after a kill or a crash."""
+    """One worker process, the pipe to it and its heartbeat; restarted after a kill or a crash."""
 
     def __init__(self, ctx: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None):
         self._ctx = ctx
@@ -74,11 +101,15 @@ class _Slot:
         self._initializer = initializer
         self.proc: Any = None
         self.conn: Any = None
+        self.beat: Any = None
+        self.batches = 0
         self.restarts = 0
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_serve, args=(child, self._fn, self._initializer), daemon=True)
+        beat = self._ctx.RawArray("d", 3)
+        beat[0] = -1.0
+        proc = self._ctx.Process(target=_serve, args=(child, beat, self._fn, self._initializer), daemon=True)
         proc.start()
         child.close()
         if not parent.poll(STARTUP_TIMEOUT):
@@ -92,50 +123,78 @@ class _Slot:
             raise RuntimeError(
                 f"worker process for {self._fn.__qualname__} exited at start (exit code {proc.exitcode})"
             ) from None
-        self.proc, self.conn = proc, parent
+        self.proc, self.conn, self.beat = proc, parent, beat
+
+    def ensure_started(self) -> None:
+        if self.proc is None or not self.proc.is_alive():
+            if self.proc is not None:
+                self.kill()
+                self.restarts += 1
+            self._start()
 
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.join()
             self.conn.close()
-            self.proc = self.conn = None
+            self.proc = self.conn = self.beat = None
 
-    def run(self, item: Any, timeout: float) -> Outcome:
-        if self.proc is None or not self.proc.is_alive():
-            if self.proc is not None:
+    def _current(self, number: int, sent: float) -> tuple[int, float]:
+        """(index, start time) of the item the worker is on; before it reads the batch: (0, send time)."""
+        index, started = int(self.beat[1]), self.beat[2]
+        if int(self.beat[0]) != number:
+            return 0, sent
+        return index, max(started, sent)
+
+    def run(self, items: Sequence[Any], timeout: float) -> dict[int, Outcome]:
+        """Run a batch: the outcome of each item answered, by its position in `items`.
+
+        All items are answered unless the worker had to be killed (an item ran
+        past `timeout`) or died: then only the item it was on is answered, with
+        the error; the results of the items before it died with the worker, and
+        the items after it never ran, so the caller runs those again.
+        """
+        self.ensure_started()
+        self.batches += 1
+        number = self.batches
+        sent = time.monotonic()
+        self.conn.send((number, list(items)))
+        while True:
+            index, started = self._current(number, sent)
+            wait = started + timeout - time.monotonic()
+            if wait <= 0:
                 self.kill()
                 self.restarts += 1
-            self._start()
-        self.conn.send(item)
-        if not self.conn.poll(timeout):
-            self.kill()
-            self.restarts += 1
-            return Outcome(error=f"timed out after {timeout:g}s (worker process killed)")
+                return {index: Outcome(error=f"timed out after {timeout:g}s (worker process killed)")}
+            if self.conn.poll(wait):
+                break
         try:
-            status, payload = self.conn.recv()
+            results = self.conn.recv()
         except EOFError:
+            index, _ = self._current(number, sent)
             self.proc.join(5)
             code = self.proc.exitcode
             self.kill()
             self.restarts += 1
-            return Outcome(error=f"worker process died (exit code {code})")
-        return Outcome(value=payload) if status == "ok" else Outcome(error=payload)
-
-    def close(self) -> None:
-        if self.proc is not None:
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-            self.proc.join(5)
-            self.kill()
+            return {index: Outcome(error=f"worker process died (exit code {code})")}
+        return {i: Outcome(value=p) if status == "ok" else Outcome(error=p) for i, (status, p) in enumerate(results)}
 
 
 def _close(slots: list[_Slot], threads: ThreadPoolExecutor) -> None:
     for s in slots:
-        s.close()
+        if s.proc is not None:
+            try:
+                s.conn.send(None)
+            except OSError:
+                pass
+            s.proc.join(5)
+            s.kill()
     threads.shutdown(wait=True)
+
+
+def batch_size(items: int, workers: int) -> int:
+    """Items per batch for a `map` of `items` over `workers`: about four batches per worker, at most MAX_BATCH."""
+    return max(1, min(MAX_BATCH, math.ceil(items / (workers * _BATCHES_PER_WORKER))))
 
 
 class TimeoutPool:
@@ -144,7 +203,8 @@ class TimeoutPool:
     `initializer` runs once in each fresh worker before it takes items (heavy
     imports belong there, so they never count against an item's timeout).
     Workers start lazily (spawned, so a parent holding threads or CUDA is
-    safe) and are reused across `map` calls until `close()`.
+    safe) and stay warm across `map` calls until `close()`: a judge keeps one
+    pool for a whole stage, whatever its chunks.
     """
 
     def __init__(
@@ -173,22 +233,34 @@ class TimeoutPool:
         """Workers replaced after a timeout or crash, over the pool's life."""
         return sum(s.restarts for s in self.slots)
 
+    def start(self) -> None:
+        """Start every worker now (in parallel) rather than on the first `map`."""
+        with self._lock:
+            for f in [self._threads.submit(s.ensure_started) for s in self.slots]:
+                f.result()
+
     def map(self, items: Sequence[Any], on_done: Callable[[int], None] | None = None) -> list[Outcome]:
-        """Outcomes in input order; `on_done(1)` is called per finished item (a progress bar's update)."""
+        """Outcomes in input order; `on_done(n)` is called as each batch of n items finishes (a progress bar)."""
         results: list[Outcome | None] = [None] * len(items)
-        todo: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-        for i, item in enumerate(items):
-            todo.put((i, item))
+        todo: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        size = batch_size(len(items), len(self.slots))
+        for start in range(0, len(items), size):
+            todo.put(list(range(start, min(start + size, len(items)))))
 
         def drain(slot: _Slot) -> None:
             while True:
                 try:
-                    i, item = todo.get_nowait()
+                    batch = todo.get_nowait()
                 except queue.Empty:
                     return
-                results[i] = slot.run(item, self.timeout)
+                answered = slot.run([items[i] for i in batch], self.timeout)
+                for k, outcome in answered.items():
+                    results[batch[k]] = outcome
+                redo = [i for k, i in enumerate(batch) if k not in answered]
+                if redo:
+                    todo.put(redo)
                 if on_done is not None:
-                    on_done(1)
+                    on_done(len(answered))
 
         active = self.slots[: max(1, min(len(self.slots), len(items)))]
         with self._lock:
