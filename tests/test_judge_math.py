@@ -8,7 +8,7 @@ import pytest
 
 from thresher.judges.math import math_verifier, verify_answer
 from thresher.judges.workers import TimeoutPool
-from thresher.records import Candidate, Prompt
+from thresher.records import Candidate, Prompt, Verdict
 
 HANG = "The answer is \\boxed{9^{9^{9^{9}}}}"
 """sympy tries to evaluate a number with ~10^8 digits: it does not come back for minutes."""
@@ -193,3 +193,19 @@ def test_items_cross_the_pipe_in_batches_not_one_by_one():
         assert pool.restarts == 0 and all(s.proc.is_alive() for s in pool.slots)  # the same warm workers
     finally:
         pool.close()
+
+
+def test_one_warm_pool_serves_every_chunk_of_a_stage(verifier, tmp_path):
+    from thresher.judges.stage import judge_stage
+    from thresher.records import read_jsonl, write_jsonl
+
+    prompts = [_prompt(i, str(i)) for i in range(6)]
+    write_jsonl(tmp_path / "cands.jsonl", [Candidate(p.id, "m", 0, f"The answer is {i}.") for i, p in enumerate(prompts)])
+    verifier.pool.start()
+    pids = [s.proc.pid for s in verifier.pool.slots]
+    batches = sum(s.batches for s in verifier.pool.slots)
+    judge_stage(prompts, tmp_path / "cands.jsonl", [verifier], tmp_path / "v", progress=False, chunk_size=2)
+    assert [s.proc.pid for s in verifier.pool.slots] == pids  # no chunk started a worker
+    assert sum(s.batches for s in verifier.pool.slots) - batches >= 3
+    verdicts = list(read_jsonl(next((tmp_path / "v").glob("*.jsonl")), Verdict))
+    assert [v.correct for v in verdicts] == [True] * 6 and {v.kind for v in verdicts} == {"verifier"}

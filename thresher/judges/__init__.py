@@ -1,7 +1,10 @@
 """Judges: turn candidates into verdicts.
 
-A judge is anything with a `name` and one batched method,
+A judge is anything with a `name`, a `kind` (verifier, reward, llm, pairwise,
+listwise; recorded on its verdicts) and one batched method,
 `judge(prompts, candidates) -> list[list[Verdict]]` (see `base.Judge`).
+What an answer is and when two are the same lives in `answers`; what a
+verdict means for selection (its score, the verifier gate) in `verdicts`.
 Built in: the math verifier (`math`), the sandboxed code verifier (`code`),
 reward models (`rm`), LLM judges in pointwise / pairwise / listwise mode
 (`llm`), and combinators (`gate`, `ensemble`, `vote`), all named in the
