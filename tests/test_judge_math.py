@@ -188,7 +188,7 @@ def test_items_cross_the_pipe_in_batches_not_one_by_one():
         out = pool.map(list(range(256)), on_done=done.append)
         assert [o.value for o in out] == [2 * i for i in range(256)]
         assert sum(s.batches for s in pool.slots) == 8  # 32 items a message
-        assert sum(done) == 256 and len(done) == 8
+        assert done == [1] * 256
         pool.map(list(range(10)))
         assert pool.restarts == 0 and all(s.proc.is_alive() for s in pool.slots)  # the same warm workers
     finally:
@@ -209,3 +209,16 @@ def test_one_warm_pool_serves_every_chunk_of_a_stage(verifier, tmp_path):
     assert sum(s.batches for s in verifier.pool.slots) - batches >= 3
     verdicts = list(read_jsonl(next((tmp_path / "v").glob("*.jsonl")), Verdict))
     assert [v.correct for v in verdicts] == [True] * 6 and {v.kind for v in verdicts} == {"verifier"}
+
+
+def _broken_start():
+    raise ImportError("no such module")
+
+
+def test_a_worker_that_cannot_start_fails_the_call_loudly():
+    pool = TimeoutPool(_slow, workers=2, timeout=30, initializer=_broken_start)
+    try:
+        with pytest.raises(RuntimeError, match="exited at start"):
+            pool.map(list(range(20)))
+    finally:
+        pool.close()

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from thresher.judges.answers import extract_answer, read_answer, same_answer
-from thresher.judges.base import check_shapes
-from thresher.judges.workers import TimeoutPool
+from thresher.judges.base import check_shapes, unflatten
+from thresher.judges.workers import Outcome, TimeoutPool
 from thresher.records import Candidate, Prompt, Verdict
 
 
@@ -70,24 +70,20 @@ class MathVerifier:
 
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         check_shapes(prompts, candidates)
+        flat = [c for cs in candidates for c in cs]
         items = [(c.text, p.reference) for p, cs in zip(prompts, candidates) for c in cs]
-        outcomes = iter(self.pool.map(items))
-        out = []
-        for cs in candidates:
-            row = []
-            for c in cs:
-                o = next(outcomes)
-                if o.error is not None:
-                    row.append(Verdict(c.id, self.name, error=o.error))
-                    continue
-                r = o.value
-                score = None if r["correct"] is None else float(r["correct"])
-                meta = {k: r[k] for k in ("answer", "canonical", "rule") if r[k] is not None}
-                row.append(
-                    Verdict(c.id, self.name, score=score, correct=r["correct"], critique=r["critique"], metadata=meta)
-                )
-            out.append(row)
-        return out
+        verdicts: list[Verdict] = [None] * len(flat)  # type: ignore[list-item]
+        for i, outcome in self.pool.imap(items):  # records are made while the workers run the next batches
+            verdicts[i] = self._verdict(flat[i].id, outcome)
+        return unflatten(verdicts, candidates)
+
+    def _verdict(self, candidate_id: str, outcome: Outcome) -> Verdict:
+        if outcome.error is not None:
+            return Verdict(candidate_id, self.name, error=outcome.error)
+        r = outcome.value
+        meta = {k: r[k] for k in ("answer", "canonical", "rule") if r[k] is not None}
+        score = None if r["correct"] is None else float(r["correct"])
+        return Verdict(candidate_id, self.name, score=score, correct=r["correct"], critique=r["critique"], metadata=meta)
 
     def close(self) -> None:
         self.pool.close()

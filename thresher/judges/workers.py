@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -240,33 +240,63 @@ class TimeoutPool:
                 f.result()
 
     def map(self, items: Sequence[Any], on_done: Callable[[int], None] | None = None) -> list[Outcome]:
-        """Outcomes in input order; `on_done(n)` is called as each batch of n items finishes (a progress bar)."""
+        """Outcomes in input order; `on_done(1)` is called per finished item (a progress bar's update)."""
         results: list[Outcome | None] = [None] * len(items)
+        for i, outcome in self.imap(items):
+            results[i] = outcome
+            if on_done is not None:
+                on_done(1)
+        return results  # type: ignore[return-value]
+
+    def imap(self, items: Sequence[Any]) -> Iterator[tuple[int, Outcome]]:
+        """`(index, outcome)` of every item, batch by batch as batches finish (not in input order).
+
+        The caller turns finished results into records while the workers run
+        the next batches, so its own work overlaps theirs.
+        """
+        if not items:
+            return
         todo: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         size = batch_size(len(items), len(self.slots))
         for start in range(0, len(items), size):
             todo.put(list(range(start, min(start + size, len(items)))))
+        done: queue.SimpleQueue[list[tuple[int, Outcome]] | BaseException | None] = queue.SimpleQueue()
+        stop = threading.Event()
 
         def drain(slot: _Slot) -> None:
-            while True:
-                try:
-                    batch = todo.get_nowait()
-                except queue.Empty:
-                    return
-                answered = slot.run([items[i] for i in batch], self.timeout)
-                for k, outcome in answered.items():
-                    results[batch[k]] = outcome
-                redo = [i for k, i in enumerate(batch) if k not in answered]
-                if redo:
-                    todo.put(redo)
-                if on_done is not None:
-                    on_done(len(answered))
+            try:
+                while not stop.is_set():
+                    try:
+                        batch = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    answered = slot.run([items[i] for i in batch], self.timeout)
+                    redo = [i for k, i in enumerate(batch) if k not in answered]
+                    if redo:
+                        todo.put(redo)  # this thread takes them next, if no other does first
+                    done.put([(batch[k], outcome) for k, outcome in answered.items()])
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, which raises it
+                done.put(e)
+            finally:
+                done.put(None)
 
-        active = self.slots[: max(1, min(len(self.slots), len(items)))]
+        active = self.slots[: min(len(self.slots), len(items))]
         with self._lock:
-            for f in [self._threads.submit(drain, s) for s in active]:
-                f.result()
-        return results  # type: ignore[return-value]
+            futures = [self._threads.submit(drain, s) for s in active]
+            running = len(futures)
+            try:
+                while running:
+                    got = done.get()
+                    if got is None:
+                        running -= 1
+                    elif isinstance(got, BaseException):
+                        raise got
+                    else:
+                        yield from got
+            finally:
+                stop.set()
+                for f in futures:  # a caller that stops early waits for the batches in flight
+                    f.result()
 
     def close(self) -> None:
         self._finalizer()
