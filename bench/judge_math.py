@@ -34,12 +34,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def cheap_items(n: int, seed: int) -> list[tuple[str, str]]:
-    """The quickstart's answers to arithmetic-suite prompts: about 70% right, the rest off by a little."""
-    from thresher.prompts.arithmetic import arithmetic_suite
+    """The quickstart's answers to its five arithmetic tasks (one in Chinese): about 70% right, the rest off a little."""
+    from thresher.prompts.arithmetic import TASKS, ZH_TASKS, arithmetic_suite
     from thresher.quickstart.worked import worked_answer, wrong_answer
 
     rng = random.Random(seed)
-    prompts = arithmetic_suite("train", count=n, seed=seed, digits=3)
+    prompts = arithmetic_suite("train", count=n, seed=seed, digits=3, tasks=[*TASKS, *ZH_TASKS])
     return [
         (worked_answer(p) if rng.random() < 0.7 else wrong_answer(p, rng), str(p.reference)) for p in prompts
     ]

@@ -70,6 +70,7 @@ PHRASINGS = [
     # the quickstart's worked answers: the last number
     ("7+5=12, 6+8+1=15, so 152", "152", True),
     ("7+5=12, 6+8+1=15, so 152", "153", False),
+    ("5+3=8，7+4+0=11，所以 118。8-2=6，11-0-4=7，1-1-0=0，所以 76", "76", True),
     # Chinese
     ("所以答案是 42。", "42", True),
     ("答案是 7，因为 3+4=7。", "7", True),

@@ -12,7 +12,8 @@ from thresher.judges import function_judge
 from thresher.judges.combinators import GateJudge
 from thresher.judges.stage import judge_stage
 from thresher.judges.verdicts import pass_gate
-from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
+from thresher.records import Candidate, Prompt, Verdict, write_jsonl
+from thresher.store import read_records
 from thresher.typed import to_data
 
 PROMPT = Prompt.create("math", [{"role": "user", "content": "2+2?"}], reference="4")
@@ -124,7 +125,7 @@ def test_the_judge_stage_records_each_judges_kind(tmp_path):
     write_jsonl(tmp_path / "cands.jsonl", CANDS)
     judges = [function_judge(lambda ps, cs: [float(len(x)) for x in cs], "len"), TableJudge("math", "verifier", CHECK)]
     judge_stage([PROMPT], tmp_path / "cands.jsonl", judges, tmp_path / "v", progress=False)
-    kinds = {(v.judge, v.kind) for v in read_jsonl(next((tmp_path / "v").glob("*.jsonl")), Verdict)}
+    kinds = {(v.judge, v.kind) for v in read_records(tmp_path / "v", Verdict)}
     assert kinds == {("len", "reward"), ("math", "verifier")}
 
     class NoKind:

@@ -197,7 +197,8 @@ def test_items_cross_the_pipe_in_batches_not_one_by_one():
 
 def test_one_warm_pool_serves_every_chunk_of_a_stage(verifier, tmp_path):
     from thresher.judges.stage import judge_stage
-    from thresher.records import read_jsonl, write_jsonl
+    from thresher.records import write_jsonl
+    from thresher.store import read_records
 
     prompts = [_prompt(i, str(i)) for i in range(6)]
     write_jsonl(tmp_path / "cands.jsonl", [Candidate(p.id, "m", 0, f"The answer is {i}.") for i, p in enumerate(prompts)])
@@ -207,7 +208,7 @@ def test_one_warm_pool_serves_every_chunk_of_a_stage(verifier, tmp_path):
     judge_stage(prompts, tmp_path / "cands.jsonl", [verifier], tmp_path / "v", progress=False, chunk_size=2)
     assert [s.proc.pid for s in verifier.pool.slots] == pids  # no chunk started a worker
     assert sum(s.batches for s in verifier.pool.slots) - batches >= 3
-    verdicts = list(read_jsonl(next((tmp_path / "v").glob("*.jsonl")), Verdict))
+    verdicts = list(read_records(tmp_path / "v", Verdict))
     assert [v.correct for v in verdicts] == [True] * 6 and {v.kind for v in verdicts} == {"verifier"}
 
 
