@@ -53,7 +53,7 @@ def expensive_items(n: int, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     items = []
     for i in range(n):
-        a, b, power = rng.randint(2, 9), rng.randint(1, 9), rng.randint(5, 7)
+        a, b, power = rng.randint(2, 99), rng.randint(1, 99), rng.randint(5, 7)  # unlikely to repeat: no cache helps
         factored = f"(x + {a}y - {b})^{{{power}}}"
         expanded = sympy.expand((x + a * y - b) ** power)
         if i % 4 == 3:
