@@ -119,7 +119,7 @@ def answer_classes(
     comparisons are the expensive part.
     """
     if same is None:
-        from thresher.feedback.answers import answers_equivalent as same
+        from thresher.judges.answers import answers_equivalent as same
     reps: list[str] = []
     out: list[int | None] = []
     right_bucket: int | None = None

@@ -40,7 +40,7 @@ def _lengths(cands: Sequence[Candidate]) -> list[int]:
 
 
 def _answer(c: Candidate, v: Verdict) -> str | None:
-    from thresher.feedback.answers import candidate_answer
+    from thresher.judges.answers import candidate_answer
 
     return candidate_answer(c, {v.judge: v}, v.judge)
 
