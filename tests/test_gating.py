@@ -136,3 +136,21 @@ def test_the_judge_stage_records_each_judges_kind(tmp_path):
 
     with pytest.raises(UserError, match="judge 'anon' declares kind None"):
         judge_stage([PROMPT], tmp_path / "cands.jsonl", [NoKind()], tmp_path / "v2", progress=False)
+
+
+def test_the_viewer_reads_the_recorded_kind_as_export_does(tmp_path):
+    from test_feedback import write_round
+
+    from thresher.view.index import open_index
+
+    c = CANDS[0]
+    verdicts = [Verdict(c.id, "critic", 8.0, True, critique="fine", kind="llm"), Verdict(c.id, "math", 1.0, True),
+                Verdict(c.id, "rm", 0.5, kind="reward")]
+    write_round(tmp_path / "run", [PROMPT], [c], verdicts)
+    con = open_index([tmp_path / "run"], cache=tmp_path / "cache", progress=False)
+    try:
+        kinds = dict(con.execute("SELECT judge, kind FROM judges").fetchall())
+    finally:
+        con.close()
+    assert kinds == {name: info.kind for name, info in catalog(verdicts).items()}
+    assert kinds == {"critic": "llm", "math": "verifier", "rm": "reward"}  # math: an older file, read off its verdicts

@@ -36,7 +36,7 @@ from thresher.feedback.groups import JudgeInfo
 from thresher.runner import stage_summary
 from thresher.store import RoundDir, RunDir, read_json
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 """Bump when the tables below change, so old cached indexes are rebuilt."""
 
 PROMPT_COLUMNS = {"id": "VARCHAR", "task": "VARCHAR", "reference": "VARCHAR",
@@ -44,7 +44,7 @@ PROMPT_COLUMNS = {"id": "VARCHAR", "task": "VARCHAR", "reference": "VARCHAR",
 CANDIDATE_COLUMNS = {"prompt_id": "VARCHAR", "model": "VARCHAR", "index": "BIGINT", "text": "VARCHAR",
                      "num_tokens": "BIGINT", "finish_reason": "VARCHAR"}
 VERDICT_COLUMNS = {"candidate_id": "VARCHAR", "judge": "VARCHAR", "score": "DOUBLE", "correct": "BOOLEAN",
-                   "critique": "VARCHAR", "error": "VARCHAR", "metadata": "JSON"}
+                   "critique": "VARCHAR", "error": "VARCHAR", "metadata": "JSON", "kind": "VARCHAR"}
 DECISION_COLUMNS = {"candidate_id": "VARCHAR", "decision": "VARCHAR", "reason": "VARCHAR",
                     "prompt_reason": "VARCHAR", "score": "DOUBLE", "rank": "BIGINT"}
 ROW_COLUMNS = {"messages": "JSON", "metadata": "JSON", "prompt_id": "VARCHAR", "candidate_id": "VARCHAR"}
@@ -139,7 +139,8 @@ CREATE TABLE prompts (run INTEGER, round INTEGER, prompt_id VARCHAR, ord BIGINT,
 CREATE TABLE candidates (run INTEGER, round INTEGER, prompt_id VARCHAR, candidate_id VARCHAR, model VARCHAR,
                          idx BIGINT, text VARCHAR, num_tokens BIGINT, finish_reason VARCHAR);
 CREATE TABLE verdicts (run INTEGER, round INTEGER, prompt_id VARCHAR, candidate_id VARCHAR, judge VARCHAR,
-                       score DOUBLE, correct BOOLEAN, critique VARCHAR, error VARCHAR, metadata JSON);
+                       score DOUBLE, correct BOOLEAN, critique VARCHAR, error VARCHAR, metadata JSON,
+                       recorded_kind VARCHAR);
 CREATE TABLE decisions (run INTEGER, round INTEGER, candidate_id VARCHAR, decision VARCHAR, reason VARCHAR,
                         prompt_reason VARCHAR, score DOUBLE, rank BIGINT);
 CREATE TABLE rows (run INTEGER, round INTEGER, prompt_id VARCHAR, kind VARCHAR, candidate_ids VARCHAR[],
@@ -164,7 +165,7 @@ def _ingest(con: Any, rf: RoundFiles) -> None:
             FROM {_read(rf.candidates, CANDIDATE_COLUMNS)}""")
     if rf.verdicts:
         con.execute(f"""INSERT INTO verdicts SELECT {key}, split_part(candidate_id, '/', 1), candidate_id, judge,
-            score, correct, critique, error, metadata FROM {_read(rf.verdicts, VERDICT_COLUMNS)}""")
+            score, correct, critique, error, metadata, kind FROM {_read(rf.verdicts, VERDICT_COLUMNS)}""")
     if rf.decisions:
         con.execute(f"""INSERT INTO decisions SELECT {key}, candidate_id, decision, reason, prompt_reason, score, rank
             FROM {_read(rf.decisions, DECISION_COLUMNS)}""")
@@ -185,18 +186,20 @@ def _ingest(con: Any, rf: RoundFiles) -> None:
 
 
 def _classify_judges(con: Any) -> None:
-    """Each judge's kind per round, by the export's own rule (`JudgeInfo.kind`) over counts taken in SQL."""
+    """Each judge's kind per round, by the export's own rule (`JudgeInfo.kind`: the kind its verdicts record,
+    else, for files written before judges recorded it, what they hold) over counts taken in SQL."""
     rows = con.execute("""SELECT run, round, judge, count(*),
             count(*) FILTER (WHERE error IS NOT NULL),
             count(*) FILTER (WHERE error IS NULL AND score IS NOT NULL),
             count(*) FILTER (WHERE error IS NULL AND correct IS NOT NULL),
             count(*) FILTER (WHERE error IS NULL AND coalesce(critique, '') <> ''),
             count(*) FILTER (WHERE error IS NULL AND ((metadata->'chosen') IS NOT NULL OR (metadata->'rank') IS NOT NULL)),
-            count(*) FILTER (WHERE error IS NULL AND (metadata->'agreed') IS NOT NULL AND (metadata->'disagreed') IS NOT NULL)
+            count(*) FILTER (WHERE error IS NULL AND (metadata->'agreed') IS NOT NULL AND (metadata->'disagreed') IS NOT NULL),
+            mode(recorded_kind), count(recorded_kind)
         FROM verdicts GROUP BY ALL""").fetchall()
     out = []
-    for run, rnd, judge, n, errors, scored, verified, critiqued, listwise, pairwise in rows:
-        info = JudgeInfo(judge, n, errors, scored, verified, critiqued, listwise, pairwise)
+    for run, rnd, judge, n, errors, scored, verified, critiqued, listwise, pairwise, kind, kinds in rows:
+        info = JudgeInfo(judge, n, errors, scored, verified, critiqued, listwise, pairwise, {kind: kinds} if kind else {})
         out.append((run, rnd, judge, info.kind, n, errors))
     if out:
         con.executemany("INSERT INTO judges VALUES (?, ?, ?, ?, ?, ?)", out)
@@ -205,7 +208,7 @@ def _classify_judges(con: Any) -> None:
 _DERIVED = """
 CREATE TABLE candidate_flags AS
 WITH v AS (
-    SELECT v.*, j.kind, c.model, p.task FROM verdicts v
+    SELECT v.* EXCLUDE (recorded_kind), j.kind, c.model, p.task FROM verdicts v
     JOIN judges j USING (run, round, judge)
     LEFT JOIN candidates c USING (run, round, candidate_id)
     LEFT JOIN prompts p ON p.run = v.run AND p.round = v.round AND p.prompt_id = v.prompt_id
