@@ -19,10 +19,12 @@ worker never sent, items it never reached) goes back in the queue.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -92,6 +94,36 @@ def _serve(conn: Any, beat: Any, fn: Callable[[Any], Any], initializer: Callable
         conn.send(results)
 
 
+_START_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_left_alone(*fns: Callable[..., Any] | None) -> Iterator[None]:
+    """Start a spawned worker without running the parent's script again.
+
+    A spawned child re-imports the parent's `__main__` module, so a plain
+    script that judges at top level (no `if __name__ == "__main__"` guard)
+    would start workers from its workers. The worker's code lives in
+    thresher, not in the script, so while the child is launched the script is
+    named `__main__`, a name `multiprocessing` leaves alone. Functions that do
+    live in the script keep the usual behaviour (they need the guard).
+    """
+    main = sys.modules.get("__main__")
+    if main is None or any(f is not None and getattr(f, "__module__", None) == "__main__" for f in fns):
+        yield
+        return
+    with _START_LOCK:
+        old = getattr(main, "__spec__", None)
+        if old is None:
+            import importlib.machinery
+
+            main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+        try:
+            yield
+        finally:
+            main.__spec__ = old
+
+
 class _Slot:
     """One worker process, the pipe to it and its heartbeat; restarted after a kill or a crash."""
 
@@ -110,7 +142,8 @@ class _Slot:
         beat = self._ctx.RawArray("d", 3)
         beat[0] = -1.0
         proc = self._ctx.Process(target=_serve, args=(child, beat, self._fn, self._initializer), daemon=True)
-        proc.start()
+        with _main_left_alone(self._fn, self._initializer):
+            proc.start()
         child.close()
         if not parent.poll(STARTUP_TIMEOUT):
             proc.kill()
