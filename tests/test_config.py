@@ -7,12 +7,13 @@ import yaml
 
 from thresher.config import Recipe, is_local_path, load_recipe, parse_recipe
 from thresher.errors import ConfigError, UserError
-from thresher.typed import check_call_args
+from thresher.typed import PositiveInt, parse_args
 
 
 def _data(tmp_path, **over):
     model_dir = tmp_path / "student"
     model_dir.mkdir(exist_ok=True)
+    (model_dir / "config.json").write_text("{}")
     data = {
         "name": "demo",
         "rounds": 2,
@@ -95,14 +96,19 @@ def test_local_paths_versus_hub_ids():
 
 
 def test_builder_arguments_are_checked_against_the_signature():
-    def reward_model(model: str, batch_size: int = 16):
+    def reward_model(model: str, batch_size: PositiveInt = 16, name: str = "rm"):
         return None
 
-    check_call_args(reward_model, {"model": "x", "batch_size": 4}, "judges[1].args")
-    with pytest.raises(ConfigError, match=r"^judges\[1\]\.args\.batchsize: unknown argument"):
-        check_call_args(reward_model, {"model": "x", "batchsize": 4}, "judges[1].args")
-    with pytest.raises(ConfigError, match=r"^judges\[1\]\.args\.model: missing required argument"):
-        check_call_args(reward_model, {}, "judges[1].args")
+    args = parse_args(reward_model, {"model": "x", "batch_size": 4}, "judges[1].args", ("name",))
+    assert (args.model, args.batch_size) == ("x", 4)
+    with pytest.raises(ConfigError, match=r"^judges\[1\]\.args\.batchsize: unknown key"):
+        parse_args(reward_model, {"model": "x", "batchsize": 4}, "judges[1].args", ("name",))
+    with pytest.raises(ConfigError, match=r"^judges\[1\]\.args\.model: missing required key"):
+        parse_args(reward_model, {}, "judges[1].args", ("name",))
+    with pytest.raises(ConfigError, match=r"^judges\[1\]\.args\.batch_size: must be at least 1, got 0"):
+        parse_args(reward_model, {"model": "x", "batch_size": 0}, "judges[1].args", ("name",))
+    with pytest.raises(ConfigError, match=r"^judges\[1\]\.args\.name: unknown key"):
+        parse_args(reward_model, {"model": "x", "name": "y"}, "judges[1].args", ("name",))
 
 
 def test_parse_without_file_checks_allows_paths_made_later(tmp_path):

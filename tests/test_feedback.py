@@ -104,7 +104,7 @@ def test_best_needs_a_judge_name_when_several_judged():
         select("best", [group(p, [a], vs)], vs)
     with pytest.raises(ConfigError, match="no verdicts from judge 'nope'"):
         select("best", [group(p, [a], vs)], vs, judge="nope")
-    with pytest.raises(ConfigError, match="selection.args.bogus: unknown argument"):
+    with pytest.raises(ConfigError, match=r"^args\.bogus: unknown key"):
         build_policy(SelectionConfig("best", {"bogus": 1}))
 
 
@@ -382,7 +382,7 @@ def test_every_dpo_rule_gives_sound_pairs(tmp_path, rule):
 
 def test_dpo_rejects_settings_that_cannot_pair(tmp_path):
     rd = _pairs_round(tmp_path)
-    with pytest.raises(ConfigError, match="export.dpo: 'nope' is not one of"):
+    with pytest.raises(ConfigError, match="^dpo: 'nope' is not one of"):
         run_export(rd, dpo="nope")
     with pytest.raises(ConfigError, match="does not rank candidates"):
         run_export(rd, "random", dpo="best_vs_worst")
@@ -615,7 +615,7 @@ def test_stage_mixes_sft_with_other_data(tmp_path):
     assert len(rows) == 12 and summary["exports"]["sft"]["rows"] == 12
     with pytest.raises(ConfigError, match=r"export.args.mix\[0\].target: 'dpo' is not exported"):
         run_export(rd, "gated", args={"mix": [{"sources": [{"path": str(gen)}], "target": "dpo"}]})
-    with pytest.raises(ConfigError, match=r"export.args.dedup.treshold: unknown key"):
+    with pytest.raises(ConfigError, match=r"^args.dedup.treshold: unknown key"):
         run_export(rd, "gated", args={"dedup": {"treshold": 0.5}})
 
 
@@ -629,7 +629,7 @@ def test_cli_exports_a_run_and_prints_the_table(tmp_path, capsys):
         "name": "demo", "out_dir": str(tmp_path / "runs"),
         "models": [{"name": "teacher", "path": "builtin:tiny-teacher"},
                    {"name": "student", "path": "builtin:tiny-student", "role": "student"}],
-        "judges": [{"type": "math"}, {"type": "rm", "name": "rm"}],
+        "judges": [{"type": "math"}, {"type": "rm", "name": "rm", "args": {"model": "builtin:tiny-rm"}}],
         "selection": {"policy": "gated"},
     }, check_files=False)
     dump_recipe(recipe, run / "recipe.yaml")
@@ -645,6 +645,6 @@ def test_cli_exports_a_run_and_prints_the_table(tmp_path, capsys):
     code = main(["export", "--run", str(run), "--policy", "random", "--arg", "k=2"])
     assert code == 0 and len(list(read_jsonl(run / "round_1" / "sft.jsonl"))) == 10
     assert main(["export", "--run", str(run), "--dpo", "worst"]) == 2
-    assert "export.dpo: 'worst' is not one of" in capsys.readouterr().err
+    assert "--dpo: 'worst' is not one of" in capsys.readouterr().err
     assert main(["export", "--run", str(tmp_path / "nope")]) == 2
 

@@ -128,13 +128,13 @@ def test_registry_has_the_builders():
     ("cfg", "message"),
     [
         ({"type": "maths"}, "judges[1].type: unknown judge 'maths'"),
-        ({"type": "math", "args": {"timout": 5}}, "judges[1].args.timout: unknown argument for math_verifier"),
+        ({"type": "math", "args": {"timout": 5}}, "judges[1].args.timout: unknown key"),
         ({"type": "math", "args": {"timeout": "five"}}, "judges[1].args.timeout: expected a number"),
-        ({"type": "rm"}, "judges[1].args.model: missing required argument of reward_model"),
+        ({"type": "rm"}, "judges[1].args.model: missing required key"),
         ({"type": "llm", "args": {"model": "x", "mode": "best"}}, "judges[1].args.mode: 'best' is not one of"),
         (
             {"type": "gate", "args": {"verifier": {"type": "math"}, "ranker": {"type": "rm", "args": {"modle": "x"}}}},
-            "judges[1].args.ranker.args.modle: unknown argument for reward_model",
+            "judges[1].args.ranker.args.modle: unknown key",
         ),
         (
             {"type": "vote", "args": {"judges": [{"type": "math"}, {"type": "cod"}]}},
@@ -144,16 +144,23 @@ def test_registry_has_the_builders():
             {"type": "ensemble", "args": {"judges": [{"type": "math"}], "weights": [1, 2]}},
             "judges[1].args.weights: 2 weights for 1 judges",
         ),
+        ({"type": "math", "args": {"workers": 0}}, "judges[1].args.workers: must be at least 1, got 0"),
+        (
+            {"type": "gate", "args": {"verifier": {"type": "math", "args": {"timeout": -1}}, "ranker": {"type": "code"}}},
+            "judges[1].args.verifier.args.timeout: must be greater than 0, got -1",
+        ),
+        ({"type": "llm", "args": {"model": "x", "backend": "openai"}}, "judges[1].args.base_url: required for"),
+        (
+            {"type": "llm", "args": {"model": "x", "sampler_args": {"batchsize": 2}}},
+            "judges[1].args.sampler_args.batchsize: unknown key",
+        ),
     ],
 )
 def test_recipe_typos_fail_at_load_with_the_key_path(cfg, message):
+    """Every judge argument, sub-judges' included, is checked when the recipe is parsed: nothing is built."""
     with pytest.raises(ConfigError) as e:
-        build_judge(
-            parse_recipe(
-                {"name": "r", "models": [{"name": "m", "path": "x/y"}], "judges": [cfg]}, check_files=False
-            ).judges[0],
-            "judges[1]",
-        )
+        parse_recipe({"name": "r", "models": [{"name": "m", "path": "x/y"}], "judges": [{"type": "code"}, cfg]},
+                     check_files=False)
     assert str(e.value).startswith(message)
 
 
@@ -170,5 +177,5 @@ def test_build_judge_names_and_builds_combinators():
         assert gate.verifier.name == "math" and gate.ranker.name == "m2"
     finally:
         gate.close()
-    with pytest.raises(ConfigError, match="duplicate judge name 'math'"):
-        build_judge(JudgeConfig(type="vote", args={"judges": [{"type": "math"}, {"type": "math"}]}))
+    with pytest.raises(ConfigError, match=r"^args\.judges\[1\]\.name: duplicate judge name 'math'"):
+        JudgeConfig(type="vote", args={"judges": [{"type": "math"}, {"type": "math"}]})

@@ -296,11 +296,11 @@ def test_recipe_sources_name_the_bad_key(tmp_path):
     with pytest.raises(ConfigError, match=r"^args.rouge_treshold: unknown key"):
         SYNTH_SOURCES["self_instruct"](PromptSource(source="self_instruct", path=str(seeds),
                                                     args={"model": model, "rouge_treshold": 0.5}))
-    with pytest.raises(ConfigError, match=r"^args.model: required"):
+    with pytest.raises(ConfigError, match=r"^args.model: missing required key"):
         SYNTH_SOURCES["magpie"](PromptSource(source="magpie"))
     with pytest.raises(ConfigError, match=r"^path: path .* does not exist"):
         SYNTH_SOURCES["selfqa"](PromptSource(source="selfqa", path=str(tmp_path / "nope"), args={"model": model}))
-    with pytest.raises(ConfigError, match=r"^args.targets: required"):
+    with pytest.raises(ConfigError, match=r"^args.targets: missing required key"):
         SYNTH_SOURCES["pool_select"](PromptSource(source="pool_select", path=str(seeds)))
     with pytest.raises(ConfigError, match=r"^args.filter.min_wrds: unknown key"):
         SYNTH_SOURCES["magpie"](PromptSource(source="magpie", args={"model": model, "filter": {"min_wrds": 2}}))

@@ -261,14 +261,13 @@ def test_recipe_sources_run_a_method_from_a_prompt_source(tiny_lm, tmp_path):
 
 def test_magpie_raw_completion_on_vllm_and_openai_server(hf_sampler, tiny_vllm, tiny_vllm_server):
     """The same raw-completion path on the three backends; greedy continuations of the prefix agree."""
-    from thresher.prompts.completion import complete
     from thresher.prompts.magpie import MagpieConfig, magpie, magpie_prefix
     from thresher.sampling.openai_backend import OpenAISampler
 
     server = OpenAISampler(tiny_vllm_server, "tiny", "served")
     prefix = magpie_prefix(hf_sampler.tokenizer, "You help tax accountants.")
     greedy = SamplingParams(n=2, temperature=0.0, max_tokens=6)
-    texts = {name: [[c.text for c in row] for row in complete(s, [prefix, prefix + "Hi"], greedy)]
+    texts = {name: [[c.text for c in row] for row in s.complete([prefix, prefix + "Hi"], greedy)]
              for name, s in (("hf", hf_sampler), ("vllm", tiny_vllm), ("openai", server))}
     assert texts["hf"] == texts["vllm"] == texts["openai"]
     assert all(len(row) == 2 and row[0] == row[1] for row in texts["hf"])

@@ -96,5 +96,7 @@ def test_load_prompts_registry_and_count():
     src = PromptSource(source="arithmetic", split="eval", count=12, args={"digits": 2})
     assert len(load_prompts(src)) == 12
     assert len(load_prompts(PromptSource(source="humaneval", count=10))) == 10
-    with pytest.raises(ConfigError, match="prompts.source: unknown source"):
-        load_prompts(PromptSource(source="nope"))
+    with pytest.raises(ConfigError, match="^source: unknown source 'nope'"):
+        PromptSource(source="nope")
+    with pytest.raises(ConfigError, match=r"^args.digts: unknown key \(expected one of: digits, tasks\)"):
+        PromptSource(source="arithmetic", args={"digts": 3})

@@ -69,6 +69,6 @@ def test_round_prompts_are_drawn_once_and_kept(tmp_path, per_round):
 def test_eval_follows_the_students_backend_unless_told(tmp_path):
     from thresher.rounds import eval_config
 
-    assert eval_config(recipe(tmp_path)).args["backend"] == "hf"
+    assert eval_config(recipe(tmp_path)).args.backend == "hf"
     told = recipe(tmp_path, eval={"args": {"backend": "vllm"}})
-    assert eval_config(told).args["backend"] == "vllm"
+    assert eval_config(told).args.backend == "vllm"

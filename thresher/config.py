@@ -6,9 +6,13 @@ rounds. It is parsed into the dataclasses below at load time; a typo, a wrong
 type or a missing file fails there with its key path
 (`judges[1].args.model: path 'x' does not exist`), not an hour into a run.
 
-Builders named by a recipe (judges, selection policies) are plain functions in
-explicit registries; their `args` are checked against the function's
-signature by the stage that owns the registry.
+Every `args:` block is parsed here too, into the typed arguments its plug
+point declares (a judge builder's signature, a selection policy's, a sampler
+backend's `Args`, a prompt source's, the export, train and eval options), so
+`judges[0].args.workers: must be at least 1, got 0` comes from `load_recipe`,
+before any model loads, and the stages receive typed arguments. Each
+registry lives with its plug point and is imported here only when a config
+is built, which keeps `import thresher.config` cheap.
 """
 
 from __future__ import annotations
@@ -17,14 +21,27 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from thresher.errors import ConfigError, UserError
 from thresher.executors.base import ExecutorConfig, Resources
+from thresher.records import read_text
 from thresher.sampling.params import SamplingParams
-from thresher.typed import from_data, join, to_data
+from thresher.typed import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    at_least,
+    between,
+    call_args,
+    check_fields,
+    from_data,
+    join,
+    to_data,
+)
 
 BUILTIN_PREFIX = "builtin:"
 """Model paths like `builtin:tiny-student` name models thresher builds itself."""
@@ -52,6 +69,18 @@ def check_path(value: str, key: str) -> None:
         raise ConfigError(key, f"path {value!r} does not exist")
 
 
+MODEL_FILES = ("config.json", "adapter_config.json")
+"""A model directory holds one of these (full weights, or a LoRA adapter)."""
+
+
+def check_model_path(value: str, key: str) -> None:
+    """Fail with the key path if a local model path is missing, or is a directory that holds no model."""
+    check_path(value, key)
+    path = Path(os.path.expanduser(value))
+    if is_local_path(value) and path.is_dir() and not any((path / f).is_file() for f in MODEL_FILES):
+        raise ConfigError(key, f"directory {value!r} holds no model (no {' or '.join(MODEL_FILES)})")
+
+
 @dataclass(slots=True)
 class PromptSource:
     """Where prompts come from: a built-in suite, a JSONL file or a Hugging Face dataset."""
@@ -61,15 +90,27 @@ class PromptSource:
     path: str | None = None
     """JSONL file (source jsonl) or dataset name / local dataset directory (source hf)."""
     split: str = "train"
-    count: int | None = None
+    count: PositiveInt | None = None
     """Keep at most this many prompts (seeded choice); None keeps all."""
     seed: int = 0
     task: str | None = None
     """Task name for every prompt, where the data has no task column."""
     columns: dict[str, str] = field(default_factory=dict)
     """Map thresher fields (id, task, messages, prompt, reference, tests) to the data's column names."""
-    args: dict[str, Any] = field(default_factory=dict)
-    """Extra arguments of a built-in suite (e.g. arithmetic `digits`)."""
+    args: Any = field(default_factory=dict)
+    """The source's own options (arithmetic `digits`, a synthesis method's model and settings), parsed
+    into the typed arguments its entry in `thresher.prompts.sources.SOURCES` declares."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        from thresher.prompts.loaders import check_columns
+        from thresher.prompts.sources import source_args
+
+        self.args = source_args(self.source, self.args)
+        check_columns(self.columns)
+        if self.source in ("jsonl", "hf") and not self.path:
+            what = "a JSONL file" if self.source == "jsonl" else "a dataset name or local dataset directory"
+            raise ConfigError("path", f"required for source {self.source} ({what})")
 
 
 @dataclass(slots=True)
@@ -90,19 +131,22 @@ class ModelConfig:
     """Local directory, hub id, `builtin:NAME`, or the served model name for backend openai."""
     role: Literal["teacher", "student"] = "teacher"
     backend: Literal["vllm", "hf", "openai"] = "vllm"
-    n: int = 4
+    n: PositiveInt = 4
     """Candidates per prompt from this model."""
     sampling: SamplingParams = field(default_factory=SamplingParams)
     base_url: str | None = None
     """OpenAI-compatible server URL (backend openai)."""
-    args: dict[str, Any] = field(default_factory=dict)
-    """Backend options: tensor_parallel_size, dtype, max_concurrency, api_key_env, ..."""
+    args: Any = field(default_factory=dict)
+    """Backend options (tensor_parallel_size, dtype, batch_size, max_concurrency, ...), parsed into the
+    backend's typed `Args` (`thresher.sampling.pool`)."""
     resources: Resources = field(default_factory=Resources)
     """On a Ray cluster: data-parallel replicas of this model and what each needs (num_gpus, num_cpus)."""
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ConfigError("n", f"must be at least 1, got {self.n}")
+        check_fields(self)
+        from thresher.sampling.pool import backend_args
+
+        self.args = backend_args(self.backend, self.args)
         if "/" in self.name:
             raise ConfigError("name", f"{self.name!r} must not contain '/'")
         if self.backend == "openai" and not self.base_url:
@@ -117,16 +161,35 @@ class JudgeConfig:
     """Registry key: math, code, rm, llm, gate, ensemble, vote, ..."""
     name: str | None = None
     """Name recorded on verdicts; defaults to the type."""
-    args: dict[str, Any] = field(default_factory=dict)
+    args: Any = field(default_factory=dict)
+    """The builder's keyword arguments, parsed into its typed arguments (`thresher.judges.registry`);
+    a combinator's sub-judges become JudgeConfigs, checked the same way."""
     resources: Resources = field(default_factory=Resources)
     """On a Ray cluster: replicas of this judge (reward model / LLM judge actors, verifier workers) and their needs."""
+
+    def __post_init__(self) -> None:
+        from thresher.judges.registry import judge_args
+
+        self.args = judge_args(self.type, self.args)
+
+    @property
+    def judge_name(self) -> str:
+        """The name verdicts carry."""
+        return self.name or self.type
 
 
 @dataclass(slots=True)
 class SelectionConfig:
     policy: str = "best"
-    """Registry key of a selection policy: best, threshold, gated, vote, top_k."""
-    args: dict[str, Any] = field(default_factory=dict)
+    """Registry key of a selection policy: best, threshold, gated, vote, top_k, random."""
+    args: Any = field(default_factory=dict)
+    """The policy builder's arguments, parsed into its typed arguments (`thresher.feedback.policies`)."""
+
+    def __post_init__(self) -> None:
+        from thresher.feedback.policies import policy_args
+
+        self.policy = self.policy.replace("-", "_")
+        self.args = policy_args(self.policy, self.args)
 
 
 @dataclass(slots=True)
@@ -134,39 +197,161 @@ class ExportConfig:
     sft: bool = True
     critique: bool = False
     dpo: str | None = None
-    """DPO pair rule (best_vs_worst, best_vs_random, margin, on_policy) or None for no DPO export."""
+    """DPO pair rule (best_vs_worst, best_vs_random, margin, on_policy; `-` or `_` alike) or None for no DPO."""
     language: Literal["en", "zh"] = "en"
     """Language of critique templates."""
-    args: dict[str, Any] = field(default_factory=dict)
+    args: Any = field(default_factory=dict)
+    """Export options (filters, dedup, dpo, critique, mix), parsed into `feedback.options.ExportOptions`."""
+
+    def __post_init__(self) -> None:
+        from thresher.feedback.dpo import DPO_RULES
+        from thresher.feedback.options import parse_export_options
+
+        if self.dpo is not None:
+            self.dpo = self.dpo.replace("-", "_")
+            if self.dpo not in DPO_RULES:
+                raise ConfigError("dpo", f"{self.dpo!r} is not one of {', '.join(DPO_RULES)}")
+        self.args = parse_export_options(self.args)
+
+    def kinds(self) -> list[str]:
+        """The files this config exports: sft, critique_sft, dpo."""
+        return [k for k, on in (("sft", self.sft), ("critique_sft", self.critique), ("dpo", self.dpo)) if on]
+
+
+DATA_FOR_METHOD = {"sft": ("sft", "critique_sft"), "dpo": ("dpo",), "none": ("sft", "critique_sft", "dpo")}
+"""Which exports each training method can read: SFT takes message rows, DPO takes preference rows."""
+
+SFT_ONLY = ("packing", "padding_free", "completion_only_loss", "assistant_only_loss")
+DPO_ONLY = ("beta", "label_smoothing", "precompute_ref_log_probs", "sync_ref_model")
+
+
+@dataclass(slots=True)
+class TrainArgs:
+    """`train.args`: TRL / transformers training options beyond the recipe's own fields.
+
+    None leaves thresher's or TRL's default. Options listed here are checked
+    when the recipe loads; `trl:` passes any other field of TRL's SFTConfig /
+    DPOConfig through, checked against TRL's config when training starts.
+    """
+
+    gradient_accumulation_steps: PositiveInt | None = None
+    warmup_steps: NonNegativeFloat | None = None
+    """Warm-up steps; below 1, a fraction of all steps."""
+    weight_decay: NonNegativeFloat | None = None
+    max_grad_norm: PositiveFloat | None = None
+    lr_scheduler_type: str | None = None
+    optim: str | None = None
+    max_steps: PositiveInt | None = None
+    """Stop after this many optimizer steps (overrides epochs)."""
+    logging_steps: PositiveInt | None = None
+    disable_tqdm: bool | None = None
+    save_strategy: Literal["no", "steps", "epoch"] | None = None
+    save_steps: PositiveInt | None = None
+    save_total_limit: PositiveInt | None = None
+    bf16: bool | None = None
+    fp16: bool | None = None
+    tf32: bool | None = None
+    gradient_checkpointing: bool | None = None
+    dataloader_num_workers: NonNegativeInt | None = None
+    adam_beta1: Annotated[float, between(0, 1, high_open=True)] | None = None
+    adam_beta2: Annotated[float, between(0, 1, high_open=True)] | None = None
+    adam_epsilon: PositiveFloat | None = None
+    neftune_noise_alpha: NonNegativeFloat | None = None
+    use_liger_kernel: bool | None = None
+    torch_compile: bool | None = None
+    model_init_kwargs: dict[str, Any] | None = None
+    loss_type: str | list[str] | None = None
+    packing: bool | None = None
+    padding_free: bool | None = None
+    completion_only_loss: bool | None = None
+    assistant_only_loss: bool | None = None
+    beta: PositiveFloat | None = None
+    """DPO: strength of the KL penalty toward the reference model."""
+    label_smoothing: Annotated[float, between(0, 0.5)] | None = None
+    precompute_ref_log_probs: bool | None = None
+    sync_ref_model: bool | None = None
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Any other field of TRL's SFTConfig / DPOConfig, passed through as is."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """The options set, as keyword arguments of TRL's config."""
+        named = {k: v for k, v in call_args(self).items() if k != "trl" and v is not None}
+        return {**named, **self.trl}
 
 
 @dataclass(slots=True)
 class TrainConfig:
     method: Literal["sft", "dpo", "none"] = "sft"
-    data: list[str] = field(default_factory=lambda: ["sft"])
-    """Which exports to train on: sft, critique_sft, dpo."""
+    data: list[Literal["sft", "critique_sft", "dpo"]] | None = None
+    """Which exports to train on: sft, critique_sft, dpo (default: sft for method sft, dpo for method dpo)."""
     lora: bool = False
-    lora_r: int = 16
+    lora_r: PositiveInt = 16
     """LoRA rank (with `lora: true`)."""
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
+    lora_alpha: PositiveInt = 32
+    lora_dropout: Annotated[float, between(0, 1, high_open=True)] = 0.0
     merge_lora: bool = True
     """Save LoRA-trained weights merged into the base (a plain model any sampler loads); false saves the adapter."""
-    epochs: float = 1.0
-    learning_rate: float = 1e-4
-    batch_size: int = 8
-    max_length: int = 1024
-    args: dict[str, Any] = field(default_factory=dict)
-    """Extra TRL config fields, passed through."""
+    epochs: PositiveFloat = 1.0
+    learning_rate: PositiveFloat = 1e-4
+    batch_size: PositiveInt = 8
+    max_length: PositiveInt | None = 1024
+    """Longest training row in tokens (longer rows are truncated); null: no limit."""
+    args: TrainArgs = field(default_factory=TrainArgs)
+    """Further TRL options (see TrainArgs)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        self.args = from_data(TrainArgs, self.args, "args")
+        if self.data is None:
+            self.data = {"sft": ["sft"], "dpo": ["dpo"], "none": []}[self.method]
+        allowed = DATA_FOR_METHOD[self.method]
+        for i, name in enumerate(self.data):
+            if name not in allowed:
+                raise ConfigError(join("data", i), f"{name!r} cannot be used with method {self.method!r} "
+                                  f"(expected one of: {', '.join(allowed)})")
+        if self.method != "none" and not self.data:
+            raise ConfigError("data", f"names no export to train on with method {self.method!r}")
+        wrong = DPO_ONLY if self.method == "sft" else SFT_ONLY if self.method == "dpo" else ()
+        for key in wrong:
+            if getattr(self.args, key) is not None:
+                raise ConfigError(join("args", key), f"is not an option of method {self.method!r}")
+
+
+@dataclass(slots=True)
+class EvalArgs:
+    """`eval.args`: the eval stage's further options."""
+
+    samples: PositiveInt | None = None
+    """Answers drawn per prompt for pass@k / maj@k (at least eval.k; more gives a less noisy pass@k)."""
+    top_p: Annotated[float, between(0, 1, low_open=True)] = 1.0
+    """Nucleus sampling for the k samples."""
+    backend: Literal["vllm", "hf"] | None = None
+    """Sampler backend when the stage builds its own (default: vllm on a GPU, else hf)."""
+    examples_per_task: NonNegativeInt = 3
+    """Greedy answers per task kept in eval.json for the report."""
+    text_metrics: list[str] = field(default_factory=list)
+    """Names or paths of `evaluate` metrics computed between greedy answers and references."""
+    judge_task: bool = False
+    """Also measure the 'judge' task (after critique-SFT: does the student pick a right answer?)."""
+    judge_task_candidates: Annotated[int, at_least(2)] = 4
+    """Most candidates a judge-task item shows (as critique-SFT rows)."""
+    judge_task_language: Literal["en", "zh"] = "en"
+    """Template language of judge-task items."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(slots=True)
 class EvalConfig:
-    k: int = 4
+    k: PositiveInt = 4
     """Samples per prompt for pass@k and maj@k."""
-    temperature: float = 1.0
-    max_tokens: int = 512
-    regression_threshold: float = 0.02
+    temperature: NonNegativeFloat = 1.0
+    max_tokens: PositiveInt = 512
+    regression_threshold: NonNegativeFloat = 0.02
     """Warn when a task's metric drops by more than this between rounds."""
     wandb: bool = False
     """Log to Weights & Biases: offline without WANDB_API_KEY (`wandb sync` later), else online; WANDB_MODE wins."""
@@ -175,7 +360,20 @@ class EvalConfig:
     """W&B group; runs compared with each other (a main arm and its control) share one. Default: the run's name."""
     wandb_tags: list[str] = field(default_factory=list)
     """Extra W&B tags (`policy:<name>` is always added), e.g. `arm:control`."""
-    args: dict[str, Any] = field(default_factory=dict)
+    args: EvalArgs = field(default_factory=EvalArgs)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        self.args = from_data(EvalArgs, self.args, "args")
+        if self.args.samples is not None and self.args.samples < self.k:
+            raise ConfigError("args.samples", f"must be at least eval.k ({self.k}), got {self.args.samples}")
+        if self.args.judge_task and self.samples < 2:
+            raise ConfigError("args.judge_task", "needs sampled answers to show: set eval.k to 2 or more")
+
+    @property
+    def samples(self) -> int:
+        """Answers drawn per prompt: `args.samples`, else k."""
+        return self.args.samples or self.k
 
 
 @dataclass(slots=True)
@@ -183,7 +381,7 @@ class Recipe:
     name: str
     models: list[ModelConfig]
     judges: list[JudgeConfig]
-    rounds: int = 1
+    rounds: NonNegativeInt = 1
     seed: int = 0
     out_dir: str = "runs"
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
@@ -195,14 +393,34 @@ class Recipe:
     """Where chunks of work run: `local` (this process, the default) or `ray` (a cluster)."""
 
     def __post_init__(self) -> None:
-        if self.rounds < 0:
-            raise ConfigError("rounds", f"must be >= 0, got {self.rounds}")
+        check_fields(self)
         if not self.models:
             raise ConfigError("models", "must list at least one model")
-        names = [m.name for m in self.models]
-        for i, n in enumerate(names):
-            if names.index(n) != i:
-                raise ConfigError(join(join("models", i), "name"), f"duplicate model name {n!r}")
+        for what, names in (("model", [m.name for m in self.models]), ("judge", [j.judge_name for j in self.judges])):
+            for i, n in enumerate(names):
+                if names.index(n) != i:
+                    raise ConfigError(join(join(what + "s", i), "name"), f"duplicate {what} name {n!r}")
+        self._check_sections()
+
+    def _check_sections(self) -> None:
+        """Rules between sections: what is exported can be paired and trained on."""
+        from thresher.feedback.policies import build_policy
+
+        kinds = self.export.kinds()
+        if self.export.dpo is not None:
+            policy = build_policy(self.selection, self.seed)
+            if not policy.ranks:
+                raise ConfigError("export.dpo", f"policy {policy.name!r} does not rank candidates, "
+                                  "so it cannot choose DPO pairs")
+            if self.export.dpo == "on_policy" and not self.students():
+                raise ConfigError("export.dpo", "on_policy pairs need a student model (models[].role: student)")
+        for i, m in enumerate(self.export.args.mix):
+            if m.target not in kinds:
+                raise ConfigError(f"export.args.mix[{i}].target", f"{m.target!r} is not exported (see export)")
+        if self.train.method != "none" and self.rounds > 0:
+            for i, name in enumerate(self.train.data):
+                if name not in kinds:
+                    raise ConfigError(f"train.data[{i}]", f"{name!r} is not exported (see export)")
 
     @property
     def run_dir(self) -> Path:
@@ -212,22 +430,39 @@ class Recipe:
         return [m for m in self.models if m.role == "student"]
 
 
+def _judge_paths(cfg: JudgeConfig, key: str) -> Any:
+    """(key path, value) of every model or file path a judge config names, sub-judges included."""
+    for name, value in call_args(cfg.args).items():
+        where = join(join(key, "args"), name)
+        if name in ("model", "path") and isinstance(value, str) and getattr(cfg.args, "backend", None) != "openai":
+            yield where, value
+        elif isinstance(value, JudgeConfig):
+            yield from _judge_paths(value, where)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, JudgeConfig):
+                    yield from _judge_paths(item, join(where, i))
+
+
 def validate_paths(recipe: Recipe) -> None:
-    """Check every local path the recipe names exists, reporting its key path."""
+    """Check every local path the recipe names exists (and every model directory holds a model)."""
     for i, m in enumerate(recipe.models):
         if m.backend != "openai":
-            check_path(m.path, join(join("models", i), "path"))
+            check_model_path(m.path, join(join("models", i), "path"))
     for i, j in enumerate(recipe.judges):
-        for key in ("model", "path"):
-            v = j.args.get(key)
-            if isinstance(v, str) and not v.startswith(("http://", "https://")):
-                check_path(v, join(join(join("judges", i), "args"), key))
+        for key, value in _judge_paths(j, join("judges", i)):
+            check_model_path(value, key)
     for split in ("train", "eval"):
         src = getattr(recipe.prompts, split)
-        if src is not None and src.source == "jsonl":
-            if not src.path:
-                raise ConfigError(f"prompts.{split}.path", "required for source jsonl")
+        if src is None:
+            continue
+        if src.path and src.source != "hf":
             check_path(src.path, f"prompts.{split}.path")
+        model, targets = getattr(src.args, "model", None), getattr(src.args, "targets", None)
+        if isinstance(model, ModelConfig) and model.backend != "openai":
+            check_model_path(model.path, f"prompts.{split}.args.model.path")
+        if isinstance(targets, str):
+            check_path(targets, f"prompts.{split}.args.targets")
 
 
 def parse_recipe(data: Any, check_files: bool = True) -> Recipe:
@@ -238,12 +473,12 @@ def parse_recipe(data: Any, check_files: bool = True) -> Recipe:
 
 
 def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None, check_files: bool = True) -> Recipe:
-    """Read a YAML recipe (plus `key.path=value` overrides) into a typed Recipe."""
+    """Read a YAML recipe (plus `key.path=value` overrides) into a typed Recipe, every `args:` block included."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{p}: no such recipe file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(p))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)

@@ -31,3 +31,8 @@ class ConfigError(UserError):
         self.key = key
         self.reason = reason
         super().__init__(f"{key}: {reason}" if key else reason)
+
+    def as_flag(self, flags: dict[str, str] | None = None) -> UserError:
+        """The same mistake said of a command-line flag: `learning_rate` -> `--lr` (default `--learning-rate`)."""
+        flag = (flags or {}).get(self.key) or "--" + self.key.split(".")[-1].replace("_", "-")
+        return UserError(f"{flag}: {self.reason}")

@@ -11,6 +11,7 @@ hub id, a served model name) comes back unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from thresher.config import BUILTIN_PREFIX
@@ -45,7 +46,10 @@ def resolve_model_path(path: str) -> str:
 
 
 def resolve_builtins(value: Any) -> Any:
-    """A copy of `value` (judge args, nested sub-judge configs) with every `builtin:` string resolved."""
+    """A copy of `value` (typed judge args, nested sub-judge configs) with every `builtin:` string resolved."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: resolve_builtins(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
     if isinstance(value, str):
         return resolve_model_path(value) if is_builtin(value) else value
     if isinstance(value, dict):

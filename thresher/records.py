@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -30,8 +29,10 @@ _ROLES = ("system", "user", "assistant", "tool")
 
 def _check_messages(messages: list[Message]) -> None:
     if not messages:
-        raise ValueError("messages: must hold at least one message")
+        raise ConfigError("messages", "must hold at least one message")
     for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ConfigError(f"messages[{i}]", f"expected a {{role, content}} object, got {type(m).__name__}")
         if m.get("role") not in _ROLES:
             raise ConfigError(f"messages[{i}].role", f"{m.get('role')!r} is not one of {', '.join(_ROLES)}")
         if not isinstance(m.get("content"), str):
@@ -176,26 +177,67 @@ def dumps(record: Any) -> str:
     return json.dumps(record_to_dict(record), ensure_ascii=False)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A whole UTF-8 text file (a recipe, a .txt of prompts); bytes that are not UTF-8 name their file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise RecordError(path, line, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {column})") from None
 
 
-def parse_line(line: str, path: Any, lineno: int, cls: type[R] | None = None) -> R | dict[str, Any]:
-    """Parse one JSONL line into `cls` (or a dict); RecordError names path:line and the field."""
+def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a JSONL (or .jsonl.gz) file with their 1-based numbers.
+
+    The one place a JSONL file is read line by line: bytes that are not UTF-8
+    are a RecordError naming the file and line, like any other bad line.
+    """
+    path = Path(path)
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode(raw, path, lineno)
+            if line.strip():
+                yield lineno, line
+
+
+def _decode(raw: bytes, path: Any, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(path, lineno, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+
+
+def load_object(line: str | bytes, path: Any, lineno: int) -> dict[str, Any]:
+    """One JSONL line as a JSON object; RecordError names path:line when it is not one."""
+    if isinstance(line, bytes):
+        line = _decode(line, path, lineno)
     try:
         data = json.loads(line)
     except json.JSONDecodeError as e:
         raise RecordError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(data, dict):
         raise RecordError(path, lineno, f"expected a JSON object, got {type(data).__name__}")
-    if cls is None:
-        return data
+    return data
+
+
+def to_record(cls: type[R], data: dict[str, Any], path: Any, lineno: int) -> R:
+    """A parsed JSON object as a record of `cls`; RecordError names path:line and the field at fault."""
     try:
         return record_from_dict(cls, data)
     except ConfigError as e:
         raise RecordError(path, lineno, str(e)) from None
+
+
+def parse_line(line: str | bytes, path: Any, lineno: int, cls: type[R] | None = None) -> R | dict[str, Any]:
+    """Parse one JSONL line into `cls` (or a dict); RecordError names path:line and the field."""
+    data = load_object(line, path, lineno)
+    return data if cls is None else to_record(cls, data, path, lineno)
 
 
 def read_jsonl(path: str | os.PathLike[str], cls: type[R] | None = None) -> Iterator[R]:
@@ -203,10 +245,8 @@ def read_jsonl(path: str | os.PathLike[str], cls: type[R] | None = None) -> Iter
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                yield parse_line(line, path, lineno, cls)  # type: ignore[misc]
+    for lineno, line in iter_lines(path):
+        yield parse_line(line, path, lineno, cls)  # type: ignore[misc]
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:

@@ -80,9 +80,9 @@ def judges_for_round(recipe: Recipe) -> list[JudgeConfig]:
 def eval_config(recipe: Recipe) -> EvalConfig:
     """`recipe.eval`, evaluating with the student's own backend unless `eval.args.backend` says otherwise."""
     student = trained_student(recipe)
-    args = dict(recipe.eval.args)
-    if "backend" not in args and student is not None and student.backend in ("vllm", "hf"):
-        args["backend"] = student.backend
+    args = recipe.eval.args
+    if args.backend is None and student is not None and student.backend in ("vllm", "hf"):
+        args = replace(args, backend=student.backend)
     return replace(recipe.eval, args=args)
 
 

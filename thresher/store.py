@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from thresher.errors import RecordError, UserError
-from thresher.records import dumps, parse_line, read_jsonl
+from thresher.records import dumps, read_jsonl
 
 R = TypeVar("R")
 _SHARD = re.compile(r"^shard-(?:(?P<part>[A-Za-z0-9._-]+)-)?(?P<num>\d{5})\.jsonl$")
@@ -205,10 +205,7 @@ class ShardedJsonl(Generic[R]):
     @staticmethod
     def read_shard(path: Path, cls: type[R] | None = None) -> Iterator[R]:
         """The records of one shard file, in order."""
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if line.strip():
-                    yield parse_line(line, path, lineno, cls)  # type: ignore[misc]
+        return read_jsonl(path, cls)
 
     def unique(self, key: Callable[[R], Hashable]) -> Iterator[R]:
         """Records with duplicate keys removed (first kept): a guard for stages that may rewrite one."""

@@ -57,9 +57,7 @@ def _config(args: argparse.Namespace, recipe: Any) -> Any:
     base = recipe.eval if recipe is not None else EvalConfig()
     changes = {k: v for k, v in {"k": args.k, "temperature": args.temperature, "max_tokens": args.max_tokens}.items()
                if v is not None}
-    cfg_args = dict(base.args)
-    if args.backend:
-        cfg_args["backend"] = args.backend
+    cfg_args = replace(base.args, backend=args.backend) if args.backend else base.args
     try:
         return replace(base, args=cfg_args, **changes)
     except ConfigError as e:

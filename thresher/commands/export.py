@@ -68,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
     from thresher.commands.common import locked, resolve, setup_logging
     from thresher.config import ExportConfig, SelectionConfig
-    from thresher.errors import UserError
+    from thresher.errors import ConfigError, UserError
     from thresher.feedback.stage import export_stage
     from thresher.feedback.table import summary_table
     from thresher.records import Prompt, read_jsonl
     from thresher.store import RoundDir
+    from thresher.typed import to_data
 
     setup_logging(args)
     where = resolve(args, default_round="latest")
@@ -80,23 +81,27 @@ def run(args: argparse.Namespace) -> int:
     rd = RoundDir(where.round)
     if not rd.candidates.exists():
         raise UserError(f"{rd.candidates}: no candidates in round {rd.index}")
-    selection = replace(recipe.selection, args=dict(recipe.selection.args)) if recipe else SelectionConfig()
-    if args.policy and args.policy != selection.policy:
-        selection = SelectionConfig(args.policy, {})
+    policy, policy_args = (recipe.selection.policy, to_data(recipe.selection.args)) if recipe else ("best", {})
+    if args.policy and args.policy.replace("-", "_") != policy:
+        policy, policy_args = args.policy, {}
     for item in args.arg:
         if "=" not in item:
             raise UserError(f"--arg {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
-        selection.args[key] = yaml.safe_load(value)
+        policy_args[key] = yaml.safe_load(value)
     if args.judge:
-        selection.args["judge"] = args.judge
-    export = replace(recipe.export, args=dict(recipe.export.args)) if recipe is not None else ExportConfig()
-    if args.sft or args.critique or args.dpo:
-        export.sft, export.critique, export.dpo = args.sft, args.critique, args.dpo
-    if export.dpo is not None:
-        export.dpo = export.dpo.replace("-", "_")
-    if args.language:
-        export.language = args.language
+        policy_args["judge"] = args.judge
+    try:
+        selection = SelectionConfig(policy, policy_args)
+        export = recipe.export if recipe is not None else ExportConfig()
+        if args.sft or args.critique or args.dpo:
+            export = replace(export, sft=args.sft, critique=args.critique, dpo=args.dpo)
+        if args.language:
+            export = replace(export, language=args.language)
+    except ConfigError as e:
+        flag = f"--arg {e.key.removeprefix('args.')}" if e.key.startswith("args.") else None
+        raise e.as_flag({e.key: flag} if flag else {"policy": "--policy"}) from None
+
     students = set(args.student) | ({m.name for m in recipe.students()} if recipe else set())
     seed = args.seed if args.seed is not None else (recipe.seed if recipe else 0)
     prompts = list(read_jsonl(rd.prompts, Prompt))

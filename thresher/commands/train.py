@@ -81,7 +81,7 @@ def _config(args: argparse.Namespace, base: Any) -> Any:
     if args.method in ("sft", "dpo"):
         changes["method"] = args.method
     try:
-        return replace(base or TrainConfig(), **changes)
+        return replace(base or TrainConfig(method=changes.get("method", "sft")), **changes)
     except ConfigError as e:
         flag = FLAGS.get(e.key.split(".")[-1])
         raise UserError(f"{flag}: {e.reason}" if flag else str(e)) from None

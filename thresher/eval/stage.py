@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from thresher.config import EvalConfig
-from thresher.errors import ConfigError, UserError
+from thresher.errors import UserError
 from thresher.eval.metrics import PromptResult, task_metrics
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
 from thresher.runner import run_stage
-from thresher.sampling.params import Sampler, SamplingParams
+from thresher.sampling.params import Sampler, SamplingParams, raise_item_errors
 from thresher.store import RoundDir, read_json, read_records, write_json
 
 log = logging.getLogger(__name__)
@@ -38,19 +38,6 @@ GREEDY_FILE = "eval_greedy.jsonl"
 SAMPLES_FILE = "eval_samples.jsonl"
 GENERATIONS_KEY_FILE = "eval_generations.json"
 """What the generations on disk were made with; they are reused only for the same model and settings."""
-
-EVAL_ARGS = {
-    "samples": "answers drawn per prompt for pass@k / maj@k (>= k; more gives a less noisy pass@k)",
-    "top_p": "nucleus sampling for the k samples",
-    "backend": "sampler backend when the stage builds its own (vllm or hf; default vllm on a GPU, else hf)",
-    "examples_per_task": "greedy answers per task kept in eval.json for the report (default 3)",
-    "text_metrics": "names or paths of `evaluate` metrics computed between greedy answers and references",
-    "judge_task": "true: also measure the 'judge' task (after critique-SFT: does the student pick a right answer?)",
-    "judge_task_candidates": "most candidates a judge-task item shows (default 4, as critique-SFT rows)",
-    "judge_task_language": "template language of judge-task items: en or zh (default: en)",
-}
-"""Keys `eval.args` may hold, and what each does."""
-
 
 def _math() -> Any:
     from thresher.judges.math import math_verifier
@@ -79,26 +66,13 @@ def verifier_kind(prompt: Prompt) -> str | None:
     return None
 
 
-def _check_args(cfg: EvalConfig) -> None:
-    for key in cfg.args:
-        if key not in EVAL_ARGS:
-            raise ConfigError(f"eval.args.{key}", f"unknown key (expected one of: {', '.join(EVAL_ARGS)})")
-    samples = cfg.args.get("samples", cfg.k)
-    if cfg.k < 1 or not isinstance(samples, int) or samples < cfg.k:
-        raise ConfigError("eval.args.samples", f"must be an integer >= eval.k ({cfg.k}), got {samples!r}")
-    if cfg.args.get("judge_task") and samples < 2:
-        raise ConfigError("eval.args.judge_task", "needs sampled answers to show: set eval.k to 2 or more")
-    if cfg.args.get("judge_task_language", "en") not in ("en", "zh"):
-        raise ConfigError("eval.args.judge_task_language", "expected en or zh")
-
-
 def default_sampler(model_path: str, cfg: EvalConfig) -> Sampler:
     """The sampler the stage builds when none is passed: vLLM on a GPU, transformers otherwise."""
     from thresher.config import ModelConfig
     from thresher.sampling import build_sampler
     from thresher.train.common import has_gpu
 
-    backend = cfg.args.get("backend") or ("vllm" if has_gpu() else "hf")
+    backend = cfg.args.backend or ("vllm" if has_gpu() else "hf")
     return build_sampler(ModelConfig(name="eval", path=str(model_path), role="student", backend=backend))
 
 
@@ -108,8 +82,8 @@ def _generation_key(model_path: str, cfg: EvalConfig, seed: int) -> dict[str, An
     return {
         # a model directory trained again has a new identity, so its old generations are not reused
         "model": model_identity(str(model_path)),
-        "k": cfg.k, "samples": cfg.args.get("samples", cfg.k), "temperature": cfg.temperature,
-        "top_p": cfg.args.get("top_p", 1.0), "max_tokens": cfg.max_tokens, "seed": seed,
+        "k": cfg.k, "samples": cfg.samples, "temperature": cfg.temperature,
+        "top_p": cfg.args.top_p, "max_tokens": cfg.max_tokens, "seed": seed,
     }
 
 
@@ -142,6 +116,7 @@ def _generate(
     out = sampler.sample(prompts, params)
     if len(out) != len(prompts):
         raise RuntimeError(f"sampler {sampler.name!r} answered {len(out)} of {len(prompts)} prompts")
+    raise_item_errors(out, sampler.name)
     write_jsonl(path, [c for cs in out for c in cs])
     return out
 
@@ -229,7 +204,7 @@ def evaluate_prompts(
     s_verdicts: list[list[Verdict | None]] = [[] for _ in prompts]
     if cfg.k > 1:
         params = SamplingParams(
-            n=cfg.args.get("samples", cfg.k), temperature=cfg.temperature, top_p=cfg.args.get("top_p", 1.0),
+            n=cfg.samples, temperature=cfg.temperature, top_p=cfg.args.top_p,
             max_tokens=cfg.max_tokens, seed=seed,
         )
         samples = _generate(sampler, prompts, params, round_dir / SAMPLES_FILE)
@@ -239,7 +214,7 @@ def evaluate_prompts(
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"prompts": 0, "unverifiable": 0, "verifier_errors": 0})
     examples: list[dict[str, Any]] = []
     per_task_examples: dict[str, int] = defaultdict(int)
-    want_examples = int(cfg.args.get("examples_per_task", 3))
+    want_examples = cfg.args.examples_per_task
     for p, g, gv, sv in zip(prompts, greedy, g_verdicts, s_verdicts):
         c = counts[p.task]
         c["prompts"] += 1
@@ -258,19 +233,19 @@ def evaluate_prompts(
                 "error": gv[0].error,
             })
     metrics = task_metrics(results, cfg.k)
-    if cfg.args.get("judge_task"):
+    if cfg.args.judge_task:
         from thresher.eval.judge_task import JUDGE_TASK, judge_task_eval
 
         jm, jc, jex = judge_task_eval(
-            sampler, prompts, samples, s_verdicts, cfg.max_tokens, cfg.args.get("judge_task_language", "en"),
-            int(cfg.args.get("judge_task_candidates", 4)), seed,
+            sampler, prompts, samples, s_verdicts, cfg.max_tokens, cfg.args.judge_task_language,
+            cfg.args.judge_task_candidates, seed,
         )
         if jm:
             metrics[JUDGE_TASK] = jm
         counts[JUDGE_TASK] = {"prompts": jc["prompts"], "unverifiable": 0, "verifier_errors": 0,
                               "unparsed": jc["unparsed"]}
         examples.extend(jex)
-    names = cfg.args.get("text_metrics") or []
+    names = cfg.args.text_metrics
     for task, extra in _text_metrics(names, prompts, greedy).items() if names else []:
         metrics.setdefault(task, {}).update(extra)
     return metrics, dict(counts), examples
@@ -361,7 +336,6 @@ def eval_stage(
     """
     if not prompts:
         raise UserError("eval: no prompts to evaluate on")
-    _check_args(cfg)
     stage = EvalStage(model_path, prompts, cfg, Path(round_dir), sampler, verifier, round_verdicts,
                       round_candidates, round_prompts, seed)
     outcome = run_stage(stage, label, quiet=not progress)
@@ -409,7 +383,7 @@ def _evaluate(stage: EvalStage) -> dict[str, Any]:
         "judges": judges,
         "counts": counts,
         "examples": examples,
-        "config": {"k": cfg.k, "samples": cfg.args.get("samples", cfg.k), "temperature": cfg.temperature,
+        "config": {"k": cfg.k, "samples": cfg.samples, "temperature": cfg.temperature,
                    "max_tokens": cfg.max_tokens, "seed": seed},
     }
     write_json(RoundDir(round_dir).eval, result)

@@ -32,6 +32,7 @@ from thresher.errors import ConfigError
 from thresher.feedback.groups import JudgeInfo, PromptGroup, judge_score
 from thresher.feedback.policies import Selection, prompt_rng, tie_key
 from thresher.records import Candidate, Verdict
+from thresher.typed import PositiveInt, check_fields
 
 
 @dataclass(slots=True)
@@ -40,9 +41,15 @@ class CritiqueOptions:
 
     judge: str | None = None
     """The judge whose critiques are used; by default the only listwise or pointwise LLM judge, else the verifier."""
-    max_candidates: int = 4
+    max_candidates: PositiveInt = 4
     """Most candidates a row shows (a listwise judge's rows show all it saw)."""
-    min_candidates: int = 2
+    min_candidates: PositiveInt = 2
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.min_candidates > self.max_candidates:
+            raise ConfigError("min_candidates", f"must be at most max_candidates ({self.max_candidates}), "
+                              f"got {self.min_candidates}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,11 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from thresher.errors import ConfigError
+from thresher.typed import PositiveInt, between, check_fields
 
 _SPACE = re.compile(r"\s+")
 
@@ -59,18 +59,15 @@ class DedupConfig:
 
     exact: bool = True
     near: bool = True
-    threshold: float = 0.85
+    threshold: Annotated[float, between(0, 1, low_open=True)] = 0.85
     """Estimated Jaccard similarity of character n-grams at which a row is a near duplicate."""
-    num_perm: int = 64
-    ngram: int = 5
+    num_perm: PositiveInt = 64
+    ngram: PositiveInt = 5
     on: Literal["all", "prompt", "response"] = "all"
     """Compare the prompt and answer together (all), only prompts (across prompts), or only answers."""
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold <= 1.0:
-            raise ConfigError("threshold", f"must be in (0, 1], got {self.threshold}")
-        if self.ngram < 1:
-            raise ConfigError("ngram", f"must be at least 1, got {self.ngram}")
+        check_fields(self)
 
 
 class Deduplicator:

@@ -29,7 +29,7 @@ from typing import Any
 from thresher.feedback.groups import PromptGroup
 from thresher.feedback.policies import Selection, prompt_rng, tie_key
 from thresher.records import Candidate, PreferencePair
-from thresher.typed import to_data
+from thresher.typed import NonNegativeFloat, PositiveInt, check_fields, to_data
 
 _SPACE = re.compile(r"\s+")
 
@@ -38,10 +38,13 @@ _SPACE = re.compile(r"\s+")
 class DpoOptions:
     """`export.args.dpo`: how pairs are checked and how many a prompt may give."""
 
-    min_margin: float = 0.0
+    min_margin: NonNegativeFloat = 0.0
     """Smallest score gap a pair may have (a gap of 0, a tie, is always dropped)."""
-    max_pairs_per_prompt: int = 4
+    max_pairs_per_prompt: PositiveInt = 4
     """Cap for the `margin` rule, which can propose n*(n-1)/2 pairs."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 Proposal = tuple[list[tuple[Candidate, Candidate]], str | None]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from thresher.errors import ConfigError
 from thresher.records import Candidate
+from thresher.typed import NonNegativeInt, PositiveInt, check_fields
 
 DEFAULT_FORBID = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>"]
 """Chat-template tokens that leak into answers when a stop sequence is missing."""
@@ -24,10 +25,10 @@ DEFAULT_FORBID = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "
 class FilterConfig:
     """`export.args.filters`: which candidates may become training data."""
 
-    min_chars: int = 1
+    min_chars: NonNegativeInt = 1
     """Shortest answer kept, after stripping whitespace (1 drops empty answers)."""
-    max_chars: int | None = None
-    max_tokens: int | None = None
+    max_chars: PositiveInt | None = None
+    max_tokens: PositiveInt | None = None
     """Longest answer kept in tokens, from `Candidate.num_tokens` where the sampler recorded it."""
     drop_truncated: bool = True
     """Drop answers the sampler cut at max_tokens (finish_reason "length")."""
@@ -35,8 +36,21 @@ class FilterConfig:
     """Substrings no kept answer may contain."""
     require: str | dict[str, str] | None = None
     """A regex every answer must match (re.search), or one regex per task (tasks not named are free)."""
-    max_row_chars: int | None = None
+    max_row_chars: PositiveInt | None = None
     """Longest critique-SFT row kept (user plus assistant text)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        self.patterns()
+
+    def patterns(self) -> dict[str | None, re.Pattern[str]]:
+        """The `require` regexes, compiled, by task (None: every task); a bad one names its key."""
+        req = self.require
+        items = {None: req} if isinstance(req, str) else dict(req or {})
+        try:
+            return {task: re.compile(rx) for task, rx in items.items()}
+        except re.error as e:
+            raise ConfigError("require", f"invalid regex: {e}") from None
 
 
 class CandidateFilter:
@@ -45,15 +59,7 @@ class CandidateFilter:
     def __init__(self, config: FilterConfig):
         self.config = config
         self.removed: Counter[str] = Counter()
-        self._require: dict[str | None, re.Pattern[str]] = {}
-        req = config.require
-        try:
-            if isinstance(req, str):
-                self._require[None] = re.compile(req)
-            elif isinstance(req, dict):
-                self._require = {task: re.compile(rx) for task, rx in req.items()}
-        except re.error as e:
-            raise ConfigError("export.args.filters.require", f"invalid regex: {e}") from None
+        self._require = config.patterns()
 
     def reason(self, candidate: Candidate, task: str) -> str | None:
         """Why this candidate must not be used, or None when it passes."""

@@ -31,17 +31,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from thresher.errors import ConfigError, RecordError, UserError
+from thresher.errors import ConfigError, UserError
 from thresher.feedback.rows import row_task, set_source
+from thresher.records import load_object
+from thresher.typed import NonNegativeFloat, PositiveInt, check_fields
 
 
 @dataclass(slots=True)
 class MixSource:
     path: str
     """A JSONL export (rows in the same format as the target)."""
-    ratio: float = 1.0
+    ratio: NonNegativeFloat = 1.0
     name: str | None = None
     """Name recorded in each row's `source`; defaults to the file's stem."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(slots=True)
@@ -50,16 +55,15 @@ class MixConfig:
 
     sources: list[MixSource]
     target: Literal["sft", "critique_sft", "dpo"] = "sft"
-    ratio: float = 1.0
+    ratio: NonNegativeFloat = 1.0
     """This round's own rows' share, against each source's ratio."""
-    repeats: dict[str, float] = field(default_factory=dict)
+    repeats: dict[str, NonNegativeFloat] = field(default_factory=dict)
     """Times each task (or source name) is repeated; tasks not named appear once."""
-    total: int | None = None
+    total: PositiveInt | None = None
     """Rows in the mix before repeats; None: the largest mix that repeats no source."""
 
     def __post_init__(self) -> None:
-        if self.ratio < 0 or any(s.ratio < 0 for s in self.sources):
-            raise ConfigError("ratio", "ratios must be >= 0")
+        check_fields(self)
         if any(r < 0 for r in self.repeats.values()):
             raise ConfigError("repeats", "repeat counts must be >= 0")
 
@@ -89,15 +93,12 @@ def _index(name: str, path: Path, ratio: float, keep: Keep | None = None) -> tup
         pos = 0
         for lineno, line in enumerate(f, start=1):
             if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RecordError(path, lineno, f"invalid JSON ({e.msg})") from None
-                if keep is not None and isinstance(row, dict) and not keep(name, row):
+                row = load_object(line, path, lineno)
+                if keep is not None and not keep(name, row):
                     refused += 1
                     pos += len(line)
                     continue
-                task = (row_task(row) if isinstance(row, dict) else None) or name
+                task = row_task(row) or name
                 offsets.append(pos)
                 tasks.append(names.setdefault(task, len(names)))
             pos += len(line)

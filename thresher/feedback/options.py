@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from thresher.config import ExportConfig
 from thresher.feedback.contamination import ContaminationConfig
 from thresher.feedback.critique import CritiqueOptions
 from thresher.feedback.dedup import DedupConfig
@@ -12,6 +12,9 @@ from thresher.feedback.dpo import DpoOptions
 from thresher.feedback.filters import FilterConfig
 from thresher.feedback.mixing import MixConfig
 from thresher.typed import from_data
+
+if TYPE_CHECKING:  # config builds ExportOptions while it is being imported
+    from thresher.config import ExportConfig
 
 
 @dataclass(slots=True)
@@ -27,6 +30,11 @@ class ExportOptions:
     """Input megabytes grouped in memory at a time; peak memory grows with it."""
 
 
+def parse_export_options(data: Any) -> ExportOptions:
+    """`export.args` parsed into ExportOptions; a wrong key or type fails naming `args.<key>`."""
+    return from_data(ExportOptions, {} if data is None else data, "args")
+
+
 def export_options(export: ExportConfig) -> ExportOptions:
-    """Parse `export.args`; a wrong key or type fails naming `export.args.<key>`."""
-    return from_data(ExportOptions, export.args, "export.args")
+    """The export options of a config (parsed when the config was made)."""
+    return export.args

@@ -35,7 +35,7 @@ from thresher.feedback.groups import JudgeInfo, PromptGroup
 from thresher.judges.answers import candidate_answer, cluster_answers
 from thresher.judges.verdicts import Gated, pass_gate
 from thresher.records import Candidate
-from thresher.typed import check_call_args
+from thresher.typed import Fraction, PositiveInt, args_type, call_args, from_data
 
 
 @dataclass(slots=True)
@@ -161,16 +161,14 @@ class _TopK:
         return out
 
 
-def best(judge: str | None = None, min_score: float | None = None, seed: int = 0) -> Policy:
+def best(judge: str | None = None, min_score: float | None = None, seed: int | None = None) -> Policy:
     """Keep the single highest-scored candidate (verifier-failed ones never), optionally above `min_score`."""
-    return _TopK("best", 1, judge, min_score, seed)
+    return _TopK("best", 1, judge, min_score, seed or 0)
 
 
-def top_k(k: int = 2, judge: str | None = None, min_score: float | None = None, seed: int = 0) -> Policy:
+def top_k(k: PositiveInt = 2, judge: str | None = None, min_score: float | None = None, seed: int | None = None) -> Policy:
     """Keep the `k` highest-scored candidates of each prompt."""
-    if k < 1:
-        raise ConfigError("selection.args.k", f"must be at least 1, got {k}")
-    return _TopK("top_k", k, judge, min_score, seed)
+    return _TopK("top_k", k, judge, min_score, seed or 0)
 
 
 @dataclass(slots=True)
@@ -201,9 +199,9 @@ class _Threshold:
         return out
 
 
-def threshold(judge: str | None = None, min_score: float | None = None, seed: int = 0) -> Policy:
+def threshold(judge: str | None = None, min_score: float | None = None, seed: int | None = None) -> Policy:
     """Keep every candidate scoring at least `min_score`, or (no min_score) every verified-correct one."""
-    return _Threshold("threshold", judge, min_score, seed)
+    return _Threshold("threshold", judge, min_score, seed or 0)
 
 
 @dataclass(slots=True)
@@ -258,12 +256,12 @@ def _gated_reason(results: list[Gated]) -> str:
 def gated(
     gate: list[str] | str | None = None,
     judge: str | None = None,
-    k: int = 1,
+    k: PositiveInt = 1,
     min_score: float | None = None,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Policy:
     """Among the candidates every `gate` verifier marked correct, keep the `k` the reward `judge` scores highest."""
-    return _Gated("gated", [gate] if isinstance(gate, str) else gate, judge, k, min_score, seed)
+    return _Gated("gated", [gate] if isinstance(gate, str) else gate, judge, k, min_score, seed or 0)
 
 
 @dataclass(slots=True)
@@ -330,9 +328,9 @@ class _Vote:
 def vote(
     answer_judge: str | None = None,
     weight_judge: str | None = None,
-    k: int = 1,
-    min_share: float = 0.0,
-    seed: int = 0,
+    k: PositiveInt = 1,
+    min_share: Fraction = 0.0,
+    seed: int | None = None,
 ) -> Policy:
     """Weighted majority vote over equivalent final answers (math); keep `k` candidates of the winning answer.
 
@@ -341,7 +339,7 @@ def vote(
     math-verify. Weights are `weight_judge` scores (>= 0), else 1 per vote. A
     tie between the two top answers keeps nothing (reason `vote_tie`).
     """
-    return _Vote("vote", answer_judge, weight_judge, k, min_share, seed)
+    return _Vote("vote", answer_judge, weight_judge, k, min_share, seed or 0)
 
 
 @dataclass(slots=True)
@@ -363,9 +361,9 @@ class _Random:
         return out
 
 
-def random(k: int = 1, seed: int = 0) -> Policy:
+def random(k: PositiveInt = 1, seed: int | None = None) -> Policy:
     """Control arm: keep `k` candidates per prompt uniformly at random (seeded), ignoring every judge."""
-    return _Random("random", k, seed)
+    return _Random("random", k, seed or 0)
 
 
 POLICIES: dict[str, Callable[..., Policy]] = {
@@ -379,11 +377,16 @@ POLICIES: dict[str, Callable[..., Policy]] = {
 """Selection policy builders, by the name a recipe's `selection.policy` uses."""
 
 
+def policy_args(policy: str, data: Any) -> Any:
+    """`selection.args` parsed into the policy builder's typed arguments; errors name `args.<key>` (or `policy`)."""
+    if policy not in POLICIES:
+        raise ConfigError("policy", f"{policy!r} is not one of {', '.join(POLICIES)}")
+    return from_data(args_type(POLICIES[policy]), {} if data is None else data, "args")
+
+
 def build_policy(selection: SelectionConfig, seed: int = 0) -> Policy:
-    """Build the recipe's policy, checking its args; the round seed applies unless args set one."""
-    if selection.policy not in POLICIES:
-        raise ConfigError("selection.policy", f"{selection.policy!r} is not one of {', '.join(POLICIES)}")
-    builder = POLICIES[selection.policy]
-    check_call_args(builder, selection.args, "selection.args")
-    args: dict[str, Any] = {"seed": seed, **selection.args}
-    return builder(**args)
+    """Build the recipe's policy from its checked arguments; the round seed applies unless they set one."""
+    kwargs = call_args(selection.args)
+    if kwargs.get("seed") is None:
+        kwargs["seed"] = seed
+    return POLICIES[selection.policy](**kwargs)

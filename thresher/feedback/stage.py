@@ -34,7 +34,7 @@ from thresher.feedback.contamination import ContaminationFilter
 from thresher.feedback.critique import CritiqueBuilder, resolve_critique_judge
 from thresher.feedback.decisions import DECISIONS_FILE, candidate_decisions
 from thresher.feedback.dedup import Deduplicator
-from thresher.feedback.dpo import DPO_RULES, PairBuilder
+from thresher.feedback.dpo import PairBuilder
 from thresher.feedback.filters import CandidateFilter
 from thresher.feedback.groups import GroupingStats, PromptGroup, group_by_prompt
 from thresher.feedback.mixing import mix_files
@@ -189,8 +189,6 @@ class _Exporter:
 
 def _check(policy: Policy, export: ExportConfig, options: ExportOptions, kinds: list[str], students: set[str]) -> None:
     if export.dpo is not None:
-        if export.dpo not in DPO_RULES:
-            raise ConfigError("export.dpo", f"{export.dpo!r} is not one of {', '.join(DPO_RULES)}")
         if not policy.ranks:
             raise ConfigError(
                 "export.dpo", f"policy {policy.name!r} does not rank candidates, so it cannot choose DPO pairs"

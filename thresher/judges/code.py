@@ -21,6 +21,7 @@ from typing import Literal
 from thresher.judges.base import check_shapes
 from thresher.judges.sandbox import PROGRAM, Limits, RunResult, Sandbox, make_sandbox
 from thresher.records import Candidate, Prompt, Verdict
+from thresher.typed import PositiveFloat, PositiveInt
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _FRAME = re.compile(r'File "' + re.escape(PROGRAM) + r'", line (\d+)')
@@ -136,11 +137,11 @@ class CodeVerifier:
 
 
 def code_verifier(
-    timeout: float = 10.0,
-    workers: int = 2,
-    memory_mb: int = 1024,
-    max_processes: int = 8,
-    file_size_mb: int = 16,
+    timeout: PositiveFloat = 10.0,
+    workers: PositiveInt = 2,
+    memory_mb: PositiveInt = 1024,
+    max_processes: PositiveInt = 8,
+    file_size_mb: PositiveInt = 16,
     sandbox: Literal["auto", "bwrap", "rlimits"] | Sandbox = "auto",
     name: str = "code",
 ) -> CodeVerifier:

@@ -23,7 +23,9 @@ its verdicts failed.
 
 Judge requests are `Prompt` records (task "judge") sent through a Sampler
 (vLLM, transformers or an OpenAI-compatible server), greedy by default.
-Output that does not parse is `Verdict.error`, never a default score.
+Output that does not parse is `Verdict.error`, never a default score; so is a
+request the backend rejects (longer than the judge model's context), which
+never stops the other requests.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import combinations
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from thresher.errors import UserError
 from thresher.judges.base import check_shapes
@@ -53,7 +55,8 @@ from thresher.judges.llm_templates import (
     prompt_language,
 )
 from thresher.records import Candidate, Message, Prompt, Verdict
-from thresher.sampling.params import Sampler, SamplingParams
+from thresher.sampling.params import Sampler, SamplingParams, item_error
+from thresher.typed import NonNegativeFloat, PositiveInt, at_least
 
 Mode = Literal["pointwise", "pairwise", "listwise"]
 LanguageChoice = Literal["en", "zh", "auto"]
@@ -65,7 +68,13 @@ def _request(messages: list[Message], about: str) -> Prompt:
     return Prompt.create("judge", messages, metadata={"about": about})
 
 
+class Rejected(str):
+    """In place of a judge output: the backend rejected the request; the string says why."""
+
+
 def _error(cid: str, judge: str, why: str, raw: str, **meta: Any) -> Verdict:
+    if isinstance(raw, Rejected):
+        return Verdict(cid, judge, error=f"judge request rejected: {raw}", metadata=meta)
     return Verdict(cid, judge, error=f"unparseable judge output: {why}", metadata={"raw": raw[:RAW_KEPT], **meta})
 
 
@@ -78,6 +87,8 @@ def pointwise_verdict(
     `asked` (how the judge was asked: kind, language, ...) goes on the verdict's metadata either way.
     """
     asked = asked or {}
+    if isinstance(output, Rejected):
+        return _error(cid, judge, "", output, **asked)
     try:
         fields = parse_fields(output, ("critique", "score"))
         score = parse_score(fields["score"], scale)
@@ -89,6 +100,8 @@ def pointwise_verdict(
 # ---------------------------------------------------------------------------------------------- pairwise
 def pairwise_outcome(output: str) -> tuple[str, str]:
     """(winner A/B/tie, reasoning) from one pairwise output; raises JudgeParseError."""
+    if isinstance(output, Rejected):
+        raise JudgeParseError(f"request rejected: {output}")
     fields = parse_fields(output, ("reasoning", "winner"))
     return parse_winner(fields["winner"]), fields["reasoning"]
 
@@ -117,10 +130,11 @@ def pairwise_verdicts(
             first, why_first = pairwise_outcome(outputs[(i, j)])  # i is A
             second, _ = pairwise_outcome(outputs[(j, i)])  # j is A
         except JudgeParseError as e:
+            rejected = [o for o in (outputs[(i, j)], outputs[(j, i)]) if isinstance(o, Rejected)]
             for k in (i, j):
                 stats[k]["unparseable"] += 1
                 failures[k].append(str(e))
-                raws[k] = raws[k] or outputs[(i, j)]
+                raws[k] = raws[k] or (rejected[0] if rejected else outputs[(i, j)])
             continue
         winner_first = {"A": i, "B": j, "tie": None}[first]
         winner_second = {"A": j, "B": i, "tie": None}[second]
@@ -179,6 +193,8 @@ def listwise_verdicts(
     n = len(cids)
     asked = asked or {}
     order = [cids[i] for i in shown]
+    if isinstance(output, Rejected):
+        return [_error(c, judge, "", output, shown=order, **asked) for c in cids]
     try:
         fields = parse_fields(output, ("reasoning", "best"), ("ranking",))
         best = parse_index(fields["best"], n)
@@ -210,28 +226,6 @@ def listwise_verdicts(
 
 
 # ---------------------------------------------------------------------------------------------- the judge
-def build_sampler(
-    model: str, backend: str, base_url: str | None, name: str, sampler_args: dict[str, Any] | None
-) -> Sampler:
-    """The sampler the judge generates with, from the sampling package's backends."""
-    args = dict(sampler_args or {})
-    if backend == "hf":
-        from thresher.sampling.hf import HFSampler
-
-        return HFSampler(model, name, **args)
-    if backend == "vllm":
-        from thresher.sampling.vllm_backend import VLLMSampler
-
-        return VLLMSampler(model, name, **args)
-    if backend == "openai":
-        from thresher.sampling.openai_backend import OpenAISampler
-
-        if not base_url:
-            raise UserError(f"llm judge {name}: backend openai needs base_url")
-        return OpenAISampler(base_url, model, name, **args)
-    raise UserError(f"llm judge {name}: backend {backend!r} is not one of hf, vllm, openai")
-
-
 class LLMJudge:
     """A language model judging candidates in one of three modes (see the module docstring)."""
 
@@ -272,7 +266,7 @@ class LLMJudge:
         out = self.sampler.sample(requests, self.params)
         if len(out) != len(requests):
             raise RuntimeError(f"judge {self.name}: sampler returned {len(out)} results for {len(requests)} requests")
-        return [cands[0].text for cands in out]
+        return [cands[0].text if item_error(cands[0]) is None else Rejected(item_error(cands[0])) for cands in out]
 
     def language_of(self, prompt: Prompt) -> Language:
         """The language this judge asks about `prompt` in: its own setting, or the prompt's with `auto`."""
@@ -368,9 +362,9 @@ def llm_judge(
     base_url: str | None = None,
     language: LanguageChoice = "en",
     with_reference: bool = True,
-    max_tokens: int = 1024,
-    temperature: float = 0.0,
-    scale: int = 10,
+    max_tokens: PositiveInt = 1024,
+    temperature: NonNegativeFloat = 0.0,
+    scale: Annotated[int, at_least(2)] = 10,
     seed: int = 0,
     sampler_args: dict[str, Any] | None = None,
     sampler: Sampler | None = None,
@@ -387,6 +381,10 @@ def llm_judge(
     """
     owns = sampler is None
     if sampler is None:
-        sampler = build_sampler(model, backend, base_url, name, sampler_args)
+        from thresher.config import ModelConfig
+        from thresher.sampling.pool import build_sampler
+
+        config = ModelConfig(name=name, path=model, backend=backend, base_url=base_url, args=sampler_args or {})
+        sampler = build_sampler(config)
     params = SamplingParams(n=1, temperature=temperature, max_tokens=max_tokens, seed=seed)
     return LLMJudge(sampler, mode, language, params, scale, seed, name, owns_sampler=owns, with_reference=with_reference)

@@ -20,6 +20,7 @@ from thresher.judges.answers import extract_answer, read_answer, same_answer
 from thresher.judges.base import check_shapes, unflatten
 from thresher.judges.workers import Outcome, TimeoutPool
 from thresher.records import Candidate, Prompt, Verdict
+from thresher.typed import PositiveFloat, PositiveInt
 
 
 def verify_answer(item: tuple[str, str | None]) -> dict[str, Any]:
@@ -89,6 +90,6 @@ class MathVerifier:
         self.pool.close()
 
 
-def math_verifier(timeout: float = 5.0, workers: int = 2, name: str = "math") -> MathVerifier:
+def math_verifier(timeout: PositiveFloat = 5.0, workers: PositiveInt = 2, name: str = "math") -> MathVerifier:
     """Math answers checked against `Prompt.reference`, `workers` processes, `timeout` seconds per item."""
     return MathVerifier(timeout=timeout, workers=workers, name=name)

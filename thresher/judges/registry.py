@@ -11,16 +11,16 @@ A recipe names a builder and its keyword arguments:
           verifier: {type: code}
           ranker: {type: rm, args: {model: ./my-rm}}
 
-`build_judge` checks the arguments against the builder's signature and
-annotations before building anything, so a typo (`timout: 5`) or a wrong type
-(`mode: best`) fails at load time with its key path, not an hour into a run.
-Combinators take sub-judge configs and build them with the same checks.
+Each builder's typed signature is its argument schema (`thresher.typed.args_type`):
+`JudgeConfig` parses its `args:` into it when the recipe loads, so a typo
+(`timout: 5`), a wrong type (`mode: best`) or a value out of range
+(`workers: 0`) fails with its key path before anything is built.
+Combinators take sub-judge configs (`JudgeConfig`), which parse their own
+arguments the same way, so a typo three levels down is found at load time too.
 """
 
 from __future__ import annotations
 
-import inspect
-import typing
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -31,105 +31,97 @@ from thresher.judges.code import code_verifier
 from thresher.judges.llm_judge import llm_judge
 from thresher.judges.math import math_verifier
 from thresher.judges.reward_model import reward_model
-from thresher.typed import check_call_args, from_data, join
+from thresher.typed import args_type, call_args, checks, from_data, join
 
 
-def gate(
-    verifier: dict[str, Any] | JudgeConfig,
-    ranker: dict[str, Any] | JudgeConfig,
-    name: str = "gate",
-    _path: str = "args",
-) -> Judge:
+def _unique_names(judges: list[JudgeConfig], key: str) -> None:
+    names = [j.judge_name for j in judges]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise ConfigError(join(join(key, i), "name"), f"duplicate judge name {n!r}; give each a name")
+
+
+def _check_many(args: Any) -> None:
+    if not args.judges:
+        raise ConfigError("judges", "expected a non-empty list of judges")
+    _unique_names(args.judges, "judges")
+    weights = getattr(args, "weights", None)
+    if weights is not None and len(weights) != len(args.judges):
+        raise ConfigError("weights", f"{len(weights)} weights for {len(args.judges)} judges")
+
+
+def _check_gate(args: Any) -> None:
+    if args.verifier.judge_name == args.ranker.judge_name:
+        raise ConfigError("ranker.name", f"the ranker and the verifier are both named {args.ranker.judge_name!r}")
+
+
+@checks(_check_gate)
+def gate(verifier: JudgeConfig, ranker: JudgeConfig, name: str = "gate") -> Judge:
     """The verifier decides correctness; the ranker scores only the candidates that pass."""
     from thresher.judges.combinators import GateJudge
 
-    return GateJudge(_sub(verifier, join(_path, "verifier")), _sub(ranker, join(_path, "ranker")), name)
+    return GateJudge(build_judge(verifier), build_judge(ranker), name)
 
 
+@checks(_check_many)
 def ensemble(
-    judges: list[dict[str, Any] | JudgeConfig],
+    judges: list[JudgeConfig],
     weights: list[float] | None = None,
     normalize: Literal["none", "minmax", "rank"] = "none",
     name: str = "ensemble",
-    _path: str = "args",
 ) -> Judge:
     """A weighted mean of the sub-judges' scores (normalised per prompt first, if asked)."""
     from thresher.judges.combinators import EnsembleJudge
 
-    built = _subs(judges, join(_path, "judges"))
-    if weights is None:
-        weights = [1.0] * len(built)
-    if len(weights) != len(built):
-        raise ConfigError(join(_path, "weights"), f"{len(weights)} weights for {len(built)} judges")
-    return EnsembleJudge(built, [float(w) for w in weights], normalize, name)
+    built = [build_judge(j) for j in judges]
+    return EnsembleJudge(built, [float(w) for w in weights or [1.0] * len(built)], normalize, name)
 
 
-def vote(
-    judges: list[dict[str, Any] | JudgeConfig], threshold: float | None = None, name: str = "vote", _path: str = "args"
-) -> Judge:
+@checks(_check_many)
+def vote(judges: list[JudgeConfig], threshold: float | None = None, name: str = "vote") -> Judge:
     """Majority vote on correctness; score-only judges vote `score >= threshold` when a threshold is set."""
     from thresher.judges.combinators import VoteJudge
 
-    return VoteJudge(_subs(judges, join(_path, "judges")), threshold, name)
+    return VoteJudge([build_judge(j) for j in judges], threshold, name)
+
+
+def _check_llm(args: Any) -> None:
+    """The LLM judge's backend options are that backend's (`sampler_args`), and openai needs a URL."""
+    from thresher.sampling.pool import backend_args
+
+    if args.backend == "openai" and not args.base_url:
+        raise ConfigError("base_url", "required for backend openai")
+    try:
+        backend_args(args.backend, args.sampler_args)
+    except ConfigError as e:
+        raise ConfigError(e.key.replace("args", "sampler_args", 1), e.reason) from None
 
 
 JUDGES: dict[str, Callable[..., Judge]] = {
     "math": math_verifier,
     "code": code_verifier,
     "rm": reward_model,
-    "llm": llm_judge,
+    "llm": checks(_check_llm)(llm_judge),
     "gate": gate,
     "ensemble": ensemble,
     "vote": vote,
 }
-"""Recipe `type:` -> builder. Add a judge by adding a function here."""
+"""Recipe `type:` -> builder. Add a judge by adding a function here; its typed signature is its schema."""
+
+NOT_ARGS = ("name",)
+"""Builder parameters a recipe sets outside `args:` (the judge's name is `JudgeConfig.name`)."""
 
 
-def _sub(data: Any, path: str) -> Judge:
-    cfg = data if isinstance(data, JudgeConfig) else from_data(JudgeConfig, data, path)
-    return build_judge(cfg, path)
-
-
-def _subs(items: Any, path: str) -> list[Judge]:
-    if not isinstance(items, list) or not items:
-        raise ConfigError(path, "expected a non-empty list of judges")
-    judges = [_sub(item, join(path, i)) for i, item in enumerate(items)]
-    names = [j.name for j in judges]
-    for i, n in enumerate(names):
-        if names.index(n) != i:
-            raise ConfigError(join(join(path, i), "name"), f"duplicate judge name {n!r}; give each a name")
-    return judges
-
-
-def check_judge_args(builder: Callable[..., Any], args: dict[str, Any], path: str) -> None:
-    """Names against the signature, then each value against its annotation (where thresher.typed reads it)."""
-    check_call_args(builder, args, path)
-    try:
-        hints = typing.get_type_hints(builder)
-    except NameError:
-        return
-    params = inspect.signature(builder).parameters
-    for key, value in args.items():
-        if key in params and key in hints and not key.startswith("_"):
-            try:
-                from_data(hints[key], value, join(path, key))
-            except TypeError:  # an annotation typed parsing does not read (a protocol): checked by the builder
-                pass
-
-
-def build_judge(cfg: JudgeConfig, path: str = "judges[0]") -> Judge:
-    """The judge a config describes, named `cfg.name or cfg.type`; errors carry `path`."""
-    builder = JUDGES.get(cfg.type)
+def judge_args(judge_type: str, data: Any) -> Any:
+    """A judge config's `args:` parsed into its builder's typed arguments; errors name `args.<key>` (or `type`)."""
+    builder = JUDGES.get(judge_type)
     if builder is None:
-        raise ConfigError(join(path, "type"), f"unknown judge {cfg.type!r} (expected one of: {', '.join(JUDGES)})")
-    args = dict(cfg.args)
-    args_path = join(path, "args")
-    check_judge_args(builder, args, args_path)
-    params = inspect.signature(builder).parameters
-    name = cfg.name or args.get("name") or cfg.type
-    args["name"] = name
-    if "_path" in params:
-        args["_path"] = args_path
-    judge = builder(**args)
-    judge.name = name
+        raise ConfigError("type", f"unknown judge {judge_type!r} (expected one of: {', '.join(JUDGES)})")
+    return from_data(args_type(builder, NOT_ARGS), {} if data is None else data, "args")
+
+
+def build_judge(cfg: JudgeConfig) -> Judge:
+    """The judge a config describes, named `cfg.name or cfg.type` (its arguments were checked when it was made)."""
+    judge = JUDGES[cfg.type](**call_args(cfg.args), name=cfg.judge_name)
+    judge.name = cfg.judge_name
     return judge

@@ -21,6 +21,7 @@ from typing import Any
 from thresher.errors import UserError
 from thresher.judges.base import check_shapes
 from thresher.records import Candidate, Prompt, Verdict
+from thresher.typed import PositiveInt
 
 
 def _default_device() -> str:
@@ -148,8 +149,8 @@ class RewardModelJudge:
 
 def reward_model(
     model: str,
-    batch_size: int = 16,
-    max_length: int = 2048,
+    batch_size: PositiveInt = 16,
+    max_length: PositiveInt = 2048,
     device: str | None = None,
     dtype: str | None = None,
     truncate: bool = False,

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from statistics import mean
+from typing import Annotated
 
 from tqdm.auto import tqdm
 
@@ -25,6 +26,7 @@ from thresher.prompts.filters import TextFilter
 from thresher.prompts.synth import Language, SynthesisResult, ask, first_paragraph, resolve_language
 from thresher.records import Prompt
 from thresher.sampling.params import Sampler, SamplingParams
+from thresher.typed import NonNegativeInt, PositiveInt, between, check_fields
 
 TEMPLATES = {
     "en": {
@@ -81,19 +83,22 @@ def parse_instruction(text: str) -> str:
 
 @dataclass(slots=True)
 class BacktranslationConfig:
-    min_score: float = 4.0
+    min_score: Annotated[float, between(1, 5)] = 4.0
     """Keep pairs whose mean self-curation score reaches this (the paper's best data: 5)."""
-    score_samples: int = 1
+    score_samples: PositiveInt = 1
     """Ratings sampled per pair; their mean is the score (more samples, steadier scores)."""
-    score_max_tokens: int = 256
+    score_max_tokens: PositiveInt = 256
     """Room for the rating's reason and its 'Score: N' line."""
     filter: TextFilter = field(default_factory=lambda: TextFilter(max_words=300))
-    min_response_chars: int = 50
+    min_response_chars: NonNegativeInt = 50
     """Shorter responses (a title, a fragment) get no instruction."""
-    max_response_chars: int = 8000
+    max_response_chars: PositiveInt = 8000
     """Longer responses are cut here in the model's prompts (the full text stays the reference)."""
     language: Language = "auto"
-    batch_size: int = 32
+    batch_size: PositiveInt = 32
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def backtranslate(
@@ -118,10 +123,12 @@ def backtranslate(
     for start in tqdm(range(0, len(usable), cfg.batch_size), desc="back-translation", unit="batch"):
         chunk = usable[start : start + cfg.batch_size]
         outs = ask(sampler, [tpl["instruction"].format(response=t[: cfg.max_response_chars]) for _, t in chunk],
-                   replace(params, n=1))
+                   replace(params, n=1), result)
         result.requests += len(chunk)
         pairs = []
         for (i, response), cands in zip(chunk, outs):
+            if cands is None:
+                continue
             instruction = parse_instruction(cands[0].text)
             reason = cfg.filter.reason(instruction)
             if reason:
@@ -133,9 +140,12 @@ def backtranslate(
             [tpl["score"].format(instruction=ins, response=resp[: cfg.max_response_chars]) for _, resp, ins in pairs],
             replace(params, n=cfg.score_samples, temperature=params.temperature if cfg.score_samples > 1 else 0.0,
                     max_tokens=cfg.score_max_tokens),
+            result,
         )
         result.requests += len(pairs) * cfg.score_samples
         for (i, response, instruction), cands in zip(pairs, ratings):
+            if cands is None:
+                continue
             scores = [parse_score(c.text) for c in cands]
             valid = [s for s in scores if s is not None]
             detail = {"response_index": i, "scores": scores}

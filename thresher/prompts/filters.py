@@ -15,7 +15,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from thresher.errors import ConfigError
 from thresher.prompts.rouge import Granularity, tokenize
+from thresher.typed import Fraction, NonNegativeInt, PositiveInt, check_fields
 
 _MEDIA_EN = re.compile(
     r"\b(images?|pictures?|photos?|photographs?|graphs?|plots?|draw|drawing|diagrams?|flowcharts?|"
@@ -44,19 +46,24 @@ _LETTER = re.compile(r"[^\W\d_]")
 class TextFilter:
     """Which heuristic filters to apply to a generated instruction, and their bounds."""
 
-    min_words: int = 3
+    min_words: NonNegativeInt = 3
     """Fewer ROUGE tokens (words; jieba words for Chinese) than this is too short to be a task."""
-    max_words: int = 150
+    max_words: PositiveInt = 150
     """More tokens than this is a document, not an instruction."""
     text_only: bool = True
     """Reject tasks that need images, audio, files or the web."""
     user_voice: bool = True
     """Reject texts that open like an assistant's answer ("Sure, here is...")."""
-    max_repeat: float = 0.5
+    max_repeat: Fraction = 0.5
     """Reject when more than this fraction of word 3-grams are repeats (a generation stuck in a loop)."""
-    min_letters: float = 0.5
+    min_letters: Fraction = 0.5
     """Reject when fewer than this fraction of non-space characters are letters (symbols, mojibake)."""
     granularity: Granularity = "auto"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.min_words > self.max_words:
+            raise ConfigError("min_words", f"must be at most max_words ({self.max_words}), got {self.min_words}")
 
     def reason(self, text: str) -> str | None:
         """Why `text` is rejected ("too_short", "needs_media", ...), or None to keep it."""

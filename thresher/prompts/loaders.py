@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import ConfigError, RecordError, UserError
-from thresher.records import Prompt
+from thresher.records import Prompt, iter_lines, load_object
 
 FIELDS = ("id", "task", "messages", "prompt", "reference", "tests", "system")
 DEFAULT_COLUMNS = {
@@ -31,7 +31,7 @@ DEFAULT_COLUMNS = {
 """Column names tried, in order, for a field the mapping does not name."""
 
 
-def _check_columns(columns: Mapping[str, str]) -> None:
+def check_columns(columns: Mapping[str, str]) -> None:
     for key in columns:
         if key not in FIELDS:
             raise ConfigError(f"columns.{key}", f"unknown field (expected one of: {', '.join(FIELDS)})")
@@ -75,12 +75,14 @@ def row_to_prompt(row: Mapping[str, Any], columns: Mapping[str, str], task: str 
     if system and not any(m.get("role") == "system" for m in messages):
         messages.insert(0, {"role": "system", "content": str(system)})
     row_task = take("task")
+    if row_task is not None and not isinstance(row_task, str):
+        raise ValueError(f"task: expected a string, got {type(row_task).__name__} {row_task!r}")
     reference = take("reference")
     tests = take("tests")
     pid = take("id")
     metadata = {k: v for k, v in row.items() if k not in used}
     return Prompt.create(
-        task=str(row_task) if row_task is not None else (task or "default"),
+        task=row_task if row_task is not None else (task or "default"),
         messages=messages,
         id=str(pid).replace("/", "-") if pid is not None else "",
         reference=None if reference is None else str(reference),
@@ -100,26 +102,18 @@ def load_jsonl_prompts(path: str | Path, columns: Mapping[str, str] | None = Non
     """Prompts from a JSONL file; every bad line is reported as file:line."""
     path = Path(path)
     columns = dict(columns or {})
-    _check_columns(columns)
+    check_columns(columns)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     prompts = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(path, lineno, f"invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise RecordError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
-            seen.update(row)
-            try:
-                prompts.append(row_to_prompt(row, columns, task))
-            except (ValueError, ConfigError) as e:
-                raise RecordError(path, lineno, str(e)) from None
+    for lineno, line in iter_lines(path):
+        row = load_object(line, path, lineno)
+        seen.update(row)
+        try:
+            prompts.append(row_to_prompt(row, columns, task))
+        except (ValueError, ConfigError) as e:
+            raise RecordError(path, lineno, str(e)) from None
     check_mapped_columns(seen, columns, str(path))
     return prompts
 
@@ -148,7 +142,7 @@ def load_hf_prompts(
     import datasets
 
     columns = dict(columns or {})
-    _check_columns(columns)
+    check_columns(columns)
     local = Path(name)
     try:
         saved = any((local / f).exists() for f in ("dataset_info.json", "dataset_dict.json"))

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
 
 from tqdm.auto import tqdm
 
 from thresher.errors import UserError
-from thresher.prompts.completion import complete
 from thresher.prompts.filters import TextFilter, normalize
 from thresher.prompts.rouge import Granularity, RougeIndex
 from thresher.prompts.synth import SynthesisResult
-from thresher.records import Prompt
-from thresher.sampling.params import Sampler, SamplingParams
+from thresher.records import Candidate, Prompt
+from thresher.sampling.params import Sampler, SamplingParams, item_error
+from thresher.typed import PositiveInt, between, check_fields
 
 _MARKER = "MAGPIEUSERTEXT7F3A"
 
@@ -70,13 +70,16 @@ class MagpieConfig:
     """A domain system prompt ("You are an assistant for tax accountants.") that steers what users ask."""
     keep_system: bool = False
     """Also put the system prompt into each kept prompt's messages."""
-    rouge_threshold: float = 0.7
+    rouge_threshold: Annotated[float, between(0, 1, low_open=True)] = 0.7
     granularity: Granularity = "auto"
     filter: TextFilter = field(default_factory=TextFilter)
-    batch_size: int = 32
+    batch_size: PositiveInt = 32
     """Completions drawn per request batch."""
-    max_requests: int | None = None
+    max_requests: PositiveInt | None = None
     """Stop after this many completions even if short of the target (default: 20 per prompt wanted)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def magpie(
@@ -114,13 +117,13 @@ def magpie(
         n = min(cfg.batch_size, max_requests - result.requests)
         # One raw text per draw, each with its own seed slot, so a batch never repeats one sample n times.
         batch_params = replace(params, seed=None if params.seed is None else params.seed + result.requests)
-        outs = complete(sampler, [prefix] * n, batch_params)
+        outs = sampler.complete([prefix] * n, batch_params)
         result.requests += n
         kept = []
         for (c,) in outs:
             if have + len(kept) >= count:
                 break
-            prompt = _accept(c.text, c.finish_reason, task, cfg, index, seen, result)
+            prompt = _accept(c, task, cfg, index, seen, result)
             if prompt is not None:
                 kept.append(prompt)
         result.prompts.extend(kept)
@@ -132,10 +135,14 @@ def magpie(
     return result
 
 
-def _accept(text: str, finish_reason: str | None, task: str, cfg: MagpieConfig, index: RougeIndex,
+def _accept(c: Candidate, task: str, cfg: MagpieConfig, index: RougeIndex,
             seen: set[str], result: SynthesisResult) -> Prompt | None:
-    text = text.strip()
-    if finish_reason == "length":
+    text = c.text.strip()
+    why = item_error(c)
+    if why is not None:
+        result.reject(text, "request_failed", error=why)
+        return None
+    if c.finish_reason == "length":
         result.reject(text, "truncated")
         return None
     reason = cfg.filter.reason(text)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any
 
 from tqdm.auto import tqdm
 
@@ -33,6 +33,7 @@ from thresher.prompts.filters import normalize
 from thresher.prompts.synth import SynthesisResult, ask, strip_numbering
 from thresher.records import Prompt
 from thresher.sampling.params import Sampler, SamplingParams
+from thresher.typed import Fraction, PositiveInt, between, check_fields
 
 Embedder = Callable[[Sequence[str]], Any]
 """Texts -> a (len(texts), dim) float array of L2-normalised embeddings."""
@@ -96,8 +97,8 @@ def tag_prompts(sampler: Sampler, prompts: Sequence[Prompt], params: SamplingPar
     tags: list[list[str]] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="tagging", unit="batch"):
         chunk = prompts[start : start + batch_size]
-        outs = ask(sampler, [_TAG_TEMPLATE.format(n=max_tags, text=prompt_text(p)) for p in chunk], params)
-        tags.extend(parse_tags(c[0].text, max_tags) for c in outs)
+        outs = ask(sampler, [_TAG_TEMPLATE.format(n=max_tags, text=prompt_text(p)) for p in chunk], params, None)
+        tags.extend(parse_tags(c[0].text, max_tags) for c in outs if c is not None)
     return tags
 
 
@@ -117,18 +118,21 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 @dataclass(slots=True)
 class PoolSelectConfig:
-    per_task: int = 1000
+    per_task: PositiveInt = 1000
     """Rows kept per target task (at most)."""
-    neighbors: int = 1
+    neighbors: PositiveInt = 1
     """A row's similarity to a task is the mean of its top-`neighbors` cosine similarities to that task's targets."""
-    tag_weight: float = 0.0
+    tag_weight: Fraction = 0.0
     """Weight of tag overlap in the score (0: embeddings only, 1: tags only)."""
     min_score: float = 0.3
     """Rows scoring below this against every task are left out."""
-    max_similarity: float | None = 0.95
+    max_similarity: Annotated[float, between(0, 1, low_open=True)] | None = 0.95
     """Rows this similar to some target prompt count as copies of it and are left out; None keeps them."""
-    chunk_size: int = 8192
+    chunk_size: PositiveInt = 8192
     """Pool rows scored at once (bounds memory: chunk_size x number of targets floats)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def select_from_pool(
@@ -147,10 +151,6 @@ def select_from_pool(
     cfg = config or PoolSelectConfig()
     if not targets:
         raise UserError("pool selection needs at least one target prompt")
-    if not 0 <= cfg.tag_weight <= 1:
-        raise UserError(f"tag_weight must be in [0, 1], got {cfg.tag_weight}")
-    if cfg.neighbors < 1 or cfg.per_task < 1:
-        raise UserError(f"neighbors and per_task must be at least 1, got {cfg.neighbors}, {cfg.per_task}")
     tasks = sorted({t.task for t in targets})
     task_cols = {task: np.array([j for j, t in enumerate(targets) if t.task == task]) for task in tasks}
     use_emb = cfg.tag_weight < 1

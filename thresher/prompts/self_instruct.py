@@ -28,6 +28,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 from tqdm.auto import tqdm
 
@@ -37,6 +38,7 @@ from thresher.prompts.rouge import Granularity, RougeIndex
 from thresher.prompts.synth import Language, SynthesisResult, ask, first_paragraph, resolve_language
 from thresher.records import Prompt
 from thresher.sampling.params import Sampler, SamplingParams
+from thresher.typed import NonNegativeInt, PositiveInt, between, check_fields
 
 TEMPLATES = {
     "en": {
@@ -161,13 +163,13 @@ def parse_instance(text: str, classification: bool) -> Instance | None:
 class SelfInstructConfig:
     """How Self-Instruct asks and filters; defaults follow the paper where it says."""
 
-    num_examples: int = 8
+    num_examples: PositiveInt = 8
     """Instructions shown per request (the paper: 8)."""
-    machine_examples: int = 2
+    machine_examples: NonNegativeInt = 2
     """Of those, how many are earlier generations of the same task (the paper: 2), once there are some."""
-    per_request: int = 4
+    per_request: PositiveInt = 4
     """New tasks asked for per request."""
-    rouge_threshold: float = 0.7
+    rouge_threshold: Annotated[float, between(0, 1, low_open=True)] = 0.7
     """Reject a new instruction whose ROUGE-L with any kept one (seeds included) reaches this."""
     granularity: Granularity = "auto"
     """ROUGE tokens for Chinese text: jieba words (auto/jieba) or characters (char)."""
@@ -176,13 +178,16 @@ class SelfInstructConfig:
     """Classify each task and generate its input; False keeps bare instructions."""
     language: Language = "auto"
     """Language of the requests to the model; auto follows the seeds."""
-    max_requests: int | None = None
+    max_requests: PositiveInt | None = None
     """Stop after this many generation requests even if short of the target (default: 20 x count / per_request).
 
     Only requests for new tasks count here; `SynthesisResult.requests` also
     counts the classification and input requests."""
-    batch_size: int = 16
+    batch_size: PositiveInt = 16
     """Generation requests sent to the sampler at once."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def self_instruct(
@@ -237,12 +242,12 @@ def self_instruct(
         requests = [_generation_request(tpl, human[t], machine[t], cfg, rng) for t in req_tasks]
         # A fresh sampling seed per batch: a fixed one would redraw the same tasks whenever a request repeats.
         batch_params = replace(gen_params, seed=None if params.seed is None else params.seed + generation_requests)
-        outputs = ask(sampler, requests, batch_params)
+        outputs = ask(sampler, requests, batch_params, result)
         result.requests += len(requests)
         generation_requests += len(requests)
         fresh: list[tuple[str, str]] = []
         for task, cands in zip(req_tasks, outputs):
-            for cand in cands:
+            for cand in cands or []:
                 instructions = parse_instructions(cand.text)
                 if not instructions:
                     result.reject(cand.text, "no_instruction")
@@ -293,14 +298,16 @@ def _with_inputs(sampler: Sampler, fresh: list[tuple[str, str]], tpl: dict[str, 
         return []
     instructions = [ins for _, ins in fresh]
     verdicts = ask(sampler, [tpl["classify"].format(instruction=i) for i in instructions],
-                   replace(params, n=1, temperature=0.0, max_tokens=8))
+                   replace(params, n=1, temperature=0.0, max_tokens=8), result)
     result.requests += len(instructions)
-    is_cls = [parse_is_classification(v[0].text) for v in verdicts]
-    requests = [tpl["output_first" if c else "input_first"].format(instruction=i) for i, c in zip(instructions, is_cls)]
-    outputs = ask(sampler, requests, replace(params, n=1))
+    answered = [(pair, parse_is_classification(v[0].text)) for pair, v in zip(fresh, verdicts) if v is not None]
+    requests = [tpl["output_first" if c else "input_first"].format(instruction=i) for (_, i), c in answered]
+    outputs = ask(sampler, requests, replace(params, n=1), result)
     result.requests += len(requests)
     kept = []
-    for (task, instruction), cls, out in zip(fresh, is_cls, outputs):
+    for ((task, instruction), cls), out in zip(answered, outputs):
+        if out is None:
+            continue
         instance = parse_instance(out[0].text, classification=bool(cls))
         if instance is None:
             result.reject(instruction, "no_instance", generation=out[0].text)

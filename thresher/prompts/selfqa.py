@@ -28,15 +28,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
+from typing import Annotated
 
 from tqdm.auto import tqdm
 
+from thresher.errors import ConfigError
 from thresher.prompts.filters import TextFilter
 from thresher.prompts.passages import split_passages
 from thresher.prompts.rouge import Granularity, RougeIndex, f_measure, lcs_length, tokenize
 from thresher.prompts.synth import Language, SynthesisResult, ask, resolve_language, strip_numbering
 from thresher.records import Prompt
 from thresher.sampling.params import Sampler, SamplingParams
+from thresher.typed import Fraction, NonNegativeInt, PositiveInt, between, check_fields
 
 UNANSWERABLE = "UNANSWERABLE"
 
@@ -117,25 +120,30 @@ def check_answers(answers: Sequence[str], passage: str, granularity: Granularity
 
 @dataclass(slots=True)
 class SelfQAConfig:
-    questions_per_passage: int = 3
-    answer_samples: int = 3
+    questions_per_passage: PositiveInt = 3
+    answer_samples: PositiveInt = 3
     """Answers sampled per question for the consistency check."""
-    min_answered: float = 0.6
-    min_agreement: float = 0.35
-    min_support: float = 0.5
+    min_answered: Fraction = 0.6
+    min_agreement: Fraction = 0.35
+    min_support: Fraction = 0.5
     open_book: bool = False
     """Put the passage in the prompt (reading comprehension) instead of the question alone."""
-    rouge_threshold: float = 0.7
+    rouge_threshold: Annotated[float, between(0, 1, low_open=True)] = 0.7
     """Questions this close (ROUGE-L) to an earlier one, from any passage, are dropped."""
     granularity: Granularity = "auto"
     filter: TextFilter = field(default_factory=lambda: TextFilter(min_words=3, max_words=80))
-    max_chars: int = 1500
+    max_chars: PositiveInt = 1500
     """Longest passage in characters."""
-    min_chars: int = 200
+    min_chars: NonNegativeInt = 200
     """Passages shorter than this (a title, a stray line) get no questions."""
     language: Language = "auto"
-    batch_size: int = 32
+    batch_size: PositiveInt = 32
     """Passages sent to the sampler at once."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.min_chars > self.max_chars:
+            raise ConfigError("min_chars", f"must be at most max_chars ({self.max_chars}), got {self.min_chars}")
 
 
 def selfqa(
@@ -166,10 +174,13 @@ def selfqa(
     one = replace(params, n=1)
     for start in tqdm(range(0, len(passages), cfg.batch_size), desc="selfqa", unit="batch"):
         chunk = passages[start : start + cfg.batch_size]
-        outs = ask(sampler, [tpl["questions"].format(n=cfg.questions_per_passage, passage=p) for _, _, p in chunk], one)
+        outs = ask(sampler, [tpl["questions"].format(n=cfg.questions_per_passage, passage=p) for _, _, p in chunk],
+                   one, result)
         result.requests += len(chunk)
         pending: list[tuple[str, int, str, str]] = []
         for (name, i, passage), cands in zip(chunk, outs):
+            if cands is None:
+                continue
             questions = _parse_questions(cands[0].text)[: cfg.questions_per_passage]
             if not questions:
                 result.reject(cands[0].text, "no_questions", source=name, passage_index=i)
@@ -177,9 +188,11 @@ def selfqa(
                 if _accept_question(question, cfg, index, result, source=name, passage_index=i):
                     pending.append((name, i, passage, question))
         answers = ask(sampler, [tpl["answer"].format(passage=p, question=q) for _, _, p, q in pending],
-                      replace(params, n=cfg.answer_samples))
+                      replace(params, n=cfg.answer_samples), result)
         result.requests += len(pending) * cfg.answer_samples
         for (name, i, passage, question), cands in zip(pending, answers):
+            if cands is None:
+                continue
             texts = [c.text for c in cands]
             check = check_answers(texts, passage, cfg.granularity)
             detail = {"source": name, "passage_index": i, "answers": texts, "answered": round(check.answered, 4),

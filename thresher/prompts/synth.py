@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from thresher.prompts.rouge import has_cjk
 from thresher.records import Candidate, Prompt
-from thresher.sampling.params import Sampler, SamplingParams
+from thresher.sampling.params import Sampler, SamplingParams, item_error, raise_item_errors
 
 Language = Literal["auto", "en", "zh"]
 """Language of the instructions a method writes to the model; `auto` follows the input text."""
@@ -67,9 +67,19 @@ def resolve_language(language: Language, texts: Sequence[str]) -> Literal["en", 
 
 
 def ask(
-    sampler: Sampler, texts: Sequence[str], params: SamplingParams, system: str | None = None
-) -> list[list[Candidate]]:
-    """Send each text as one user message (chat template applied by the sampler); answers in input order."""
+    sampler: Sampler,
+    texts: Sequence[str],
+    params: SamplingParams,
+    result: SynthesisResult | None,
+    system: str | None = None,
+) -> list[list[Candidate] | None]:
+    """Send each text as one user message (chat template applied by the sampler); answers in input order.
+
+    A request the backend rejects (longer than the model's context) is None
+    in the output and a rejection with reason `request_failed` in `result`,
+    so one bad document never stops a run; without a `result` it stops the
+    run with a message naming it.
+    """
     prompts = []
     for text in texts:
         messages = [{"role": "user", "content": text}]
@@ -81,7 +91,18 @@ def ask(
     out = sampler.sample(prompts, params)
     if len(out) != len(prompts):
         raise RuntimeError(f"sampler {sampler.name!r} returned {len(out)} results for {len(prompts)} prompts")
-    return out
+    if result is None:
+        raise_item_errors(out, sampler.name)
+        return list(out)
+    rows: list[list[Candidate] | None] = []
+    for text, row in zip(texts, out):
+        errors = [item_error(c) for c in row]
+        if row and all(e is not None for e in errors):
+            result.reject(text, "request_failed", error=errors[0])
+            rows.append(None)
+        else:
+            rows.append([c for c, e in zip(row, errors) if e is None])
+    return rows
 
 
 _NUMBERING = re.compile(r"^\s*(?:[-*•]|\(?\d{1,3}[.)、:：]|[（(]\d{1,3}[)）]|Q\d*[:.：]|问题\s*\d*[:：.]?)\s*")

@@ -18,8 +18,10 @@ prompts:
       filter: {min_words: 3, max_words: 150}
 ```
 
-Everything under `args` is parsed into typed config at once, so a typo fails
-with its key path (`args.rouge_treshold: unknown key`). The model is loaded,
+Everything under `args` is parsed into the method's typed arguments (its
+config dataclass plus `model` and `sampling`) when the recipe loads, so a typo
+fails with its key path (`prompts.train.args.rouge_treshold: unknown key`)
+before any model loads. The model is loaded,
 used and released inside the call, so its memory is free again before the
 round's own sampling starts.
 """
@@ -27,40 +29,71 @@ round's own sampling starts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from thresher.config import ModelConfig, PromptSource
 from thresher.errors import ConfigError
+from thresher.prompts.backtranslation import BacktranslationConfig
+from thresher.prompts.magpie import MagpieConfig
+from thresher.prompts.pool_select import PoolSelectConfig
+from thresher.prompts.self_instruct import SelfInstructConfig
+from thresher.prompts.selfqa import SelfQAConfig
 from thresher.prompts.synth import SynthesisResult
-from thresher.records import Prompt
+from thresher.records import Prompt, iter_lines, load_object, read_text
 from thresher.sampling.params import SamplingParams
-from thresher.typed import from_data
-
-C = TypeVar("C")
-
-_COMMON = ("model", "sampling")
+from thresher.typed import takes
 
 
-def _parse_config(cls: type[C], src: PromptSource, extra: tuple[str, ...] = ()) -> C:
-    data = {k: v for k, v in src.args.items() if k not in _COMMON + extra}
-    return from_data(cls, data, "args")
+@dataclass(slots=True, kw_only=True)
+class SelfInstructArgs(SelfInstructConfig):
+    model: ModelConfig
+    """The model that writes instructions (a model entry: name, path, backend, args)."""
+    sampling: SamplingParams | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class SelfQAArgs(SelfQAConfig):
+    model: ModelConfig
+    sampling: SamplingParams | None = None
+    text_column: str = "text"
+    """Text column of JSONL documents."""
+
+
+@dataclass(slots=True, kw_only=True)
+class MagpieArgs(MagpieConfig):
+    model: ModelConfig
+    sampling: SamplingParams | None = None
+    tokenizer: str | None = None
+    """Tokenizer with the chat template (backend openai; default: the model path)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BacktranslationArgs(BacktranslationConfig):
+    model: ModelConfig
+    sampling: SamplingParams | None = None
+    text_column: str = "text"
+    """Text column of JSONL responses."""
+
+
+@dataclass(slots=True, kw_only=True)
+class PoolSelectArgs(PoolSelectConfig):
+    targets: str
+    """Target prompts (JSONL; their task column names the tasks)."""
+    embedding_model: str | None = None
+    """A sentence-transformers model (default: the packaged all-MiniLM-L6-v2)."""
 
 
 def _sampling(src: PromptSource, default: SamplingParams) -> SamplingParams:
-    from dataclasses import replace
-
-    params = from_data(SamplingParams, src.args["sampling"], "args.sampling") if "sampling" in src.args else default
+    params = src.args.sampling or default
     return replace(params, seed=src.seed) if params.seed is None else params
 
 
 def _with_model(src: PromptSource, use: Callable[[Any], SynthesisResult]) -> list[Prompt]:
     from thresher.sampling import build_sampler, close_sampler
 
-    if "model" not in src.args:
-        raise ConfigError("args.model", f"required for source {src.source} (a model entry: name, path, backend)")
-    model = from_data(ModelConfig, src.args["model"], "args.model")
-    sampler = build_sampler(model)
+    sampler = build_sampler(src.args.model)
     try:
         return use(sampler).prompts
     finally:
@@ -76,93 +109,92 @@ def _path(src: PromptSource, what: str) -> Path:
     return path
 
 
-def _read_prompts(path: Path, task: str | None) -> list[Prompt]:
+def read_prompts(path: Path, task: str | None) -> list[Prompt]:
+    """Prompts from a JSONL file, or from a .txt file with one prompt per line."""
     from thresher.prompts.loaders import load_jsonl_prompts
 
     if path.suffix == ".txt":
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]
         return [Prompt.create(task or "default", [{"role": "user", "content": ln}]) for ln in lines]
     return load_jsonl_prompts(path, task=task)
 
 
-def _read_texts(path: Path, column: str) -> list[tuple[str, str]]:
-    """A directory of text files, one text file, or a JSONL file with a text column."""
-    from thresher.records import read_jsonl
-
+def read_texts(path: Path, column: str) -> list[tuple[str, str]]:
+    """(name, text) per document: a directory of .txt/.md files, a text file, or a JSONL file (one per line)."""
     if path.is_dir():
         return [(p.name, p.read_text(encoding="utf-8", errors="replace")) for p in sorted(path.iterdir())
                 if p.is_file() and p.suffix in (".txt", ".md")]
     if path.suffix in (".jsonl", ".gz"):
         rows = []
-        for lineno, row in enumerate(read_jsonl(path), start=1):
+        for lineno, line in iter_lines(path):
+            row = load_object(line, path, lineno)
             if not isinstance(row.get(column), str):
-                raise ConfigError("args.text_column", f"{path}:{lineno} has no text column {column!r}")
+                raise ConfigError("text_column", f"{path}:{lineno} has no text column {column!r}")
             rows.append((f"{path.name}:{lineno}", row[column]))
         return rows
     return [(path.name, path.read_text(encoding="utf-8", errors="replace"))]
 
 
+@takes(SelfInstructArgs)
 def self_instruct_source(src: PromptSource) -> list[Prompt]:
     """`path`: seed prompts (JSONL or .txt); `count`: new prompts to make (default 100)."""
-    from thresher.prompts.self_instruct import SelfInstructConfig, self_instruct
+    from thresher.prompts.self_instruct import self_instruct
 
-    seeds = _read_prompts(_path(src, "seed prompts"), src.task or "self_instruct")
-    cfg = _parse_config(SelfInstructConfig, src)
+    seeds = read_prompts(_path(src, "seed prompts"), src.task or "self_instruct")
     params = _sampling(src, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=512))
-    return _with_model(src, lambda s: self_instruct(s, seeds, src.count or 100, params, cfg, seed=src.seed))
+    return _with_model(src, lambda s: self_instruct(s, seeds, src.count or 100, params, src.args, seed=src.seed))
 
 
+@takes(SelfQAArgs)
 def selfqa_source(src: PromptSource) -> list[Prompt]:
     """`path`: documents (a directory of .txt/.md, a text file, or JSONL with `args.text_column`, default text)."""
-    from thresher.prompts.selfqa import SelfQAConfig, selfqa
+    from thresher.prompts.selfqa import selfqa
 
-    docs = _read_texts(_path(src, "documents"), src.args.get("text_column", "text"))
-    cfg = _parse_config(SelfQAConfig, src, extra=("text_column",))
+    docs = read_texts(_path(src, "documents"), src.args.text_column)
     params = _sampling(src, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=512))
-    return _with_model(src, lambda s: selfqa(s, docs, src.task or "selfqa", params, cfg))
+    return _with_model(src, lambda s: selfqa(s, docs, src.task or "selfqa", params, src.args))
 
 
+@takes(MagpieArgs)
 def magpie_source(src: PromptSource) -> list[Prompt]:
     """`count`: prompts to make (default 100); `args.tokenizer` for backend openai (default: the model path)."""
-    from thresher.prompts.magpie import MagpieConfig, magpie
+    from thresher.prompts.magpie import magpie
     from thresher.sampling.common import load_chat_tokenizer
 
-    cfg = _parse_config(MagpieConfig, src, extra=("tokenizer",))
     params = _sampling(src, SamplingParams(temperature=1.0, top_p=1.0, max_tokens=256))
 
     def use(sampler: Any) -> SynthesisResult:
         tokenizer = getattr(sampler, "tokenizer", None)
-        if tokenizer is None or "tokenizer" in src.args:
-            tokenizer = load_chat_tokenizer(src.args.get("tokenizer") or src.args["model"]["path"])
-        return magpie(sampler, tokenizer, src.count or 100, src.task or "magpie", params, cfg)
+        if tokenizer is None or src.args.tokenizer:
+            tokenizer = load_chat_tokenizer(src.args.tokenizer or src.args.model.path)
+        return magpie(sampler, tokenizer, src.count or 100, src.task or "magpie", params, src.args)
 
     return _with_model(src, use)
 
 
+@takes(BacktranslationArgs)
 def backtranslation_source(src: PromptSource) -> list[Prompt]:
     """`path`: responses (a directory of text files, a text file, or JSONL with `args.text_column`)."""
-    from thresher.prompts.backtranslation import BacktranslationConfig, backtranslate
+    from thresher.prompts.backtranslation import backtranslate
 
-    responses = [t for _, t in _read_texts(_path(src, "responses"), src.args.get("text_column", "text"))]
-    cfg = _parse_config(BacktranslationConfig, src, extra=("text_column",))
+    responses = [t for _, t in read_texts(_path(src, "responses"), src.args.text_column)]
     params = _sampling(src, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=256))
-    return _with_model(src, lambda s: backtranslate(s, responses, src.task or "backtranslation", params, cfg))
+    return _with_model(src, lambda s: backtranslate(s, responses, src.task or "backtranslation", params, src.args))
 
 
+@takes(PoolSelectArgs)
 def pool_select_source(src: PromptSource) -> list[Prompt]:
     """`path`: the pool (JSONL); `args.targets`: target prompts (JSONL, their task column names the tasks);
     `args.embedding_model`: a sentence-transformers model (default: the packaged all-MiniLM-L6-v2)."""
-    from thresher.prompts.pool_select import PoolSelectConfig, select_from_pool, sentence_embedder
+    from thresher.prompts.pool_select import select_from_pool, sentence_embedder
 
-    pool = _read_prompts(_path(src, "the pool to select from"), src.task or "pool")
-    targets_path = src.args.get("targets")
-    if not isinstance(targets_path, str):
-        raise ConfigError("args.targets", "required for source pool_select (a JSONL of target prompts)")
-    if not Path(targets_path).expanduser().exists():
-        raise ConfigError("args.targets", f"path {targets_path!r} does not exist")
-    targets = _read_prompts(Path(targets_path).expanduser(), None)
-    cfg = _parse_config(PoolSelectConfig, src, extra=("targets", "embedding_model"))
-    embedder = sentence_embedder(src.args.get("embedding_model")) if cfg.tag_weight < 1 or cfg.max_similarity else None
+    cfg = src.args
+    pool = read_prompts(_path(src, "the pool to select from"), src.task or "pool")
+    targets_path = Path(cfg.targets).expanduser()
+    if not targets_path.exists():
+        raise ConfigError("args.targets", f"path {cfg.targets!r} does not exist")
+    targets = read_prompts(targets_path, None)
+    embedder = sentence_embedder(cfg.embedding_model) if cfg.tag_weight < 1 or cfg.max_similarity else None
     return select_from_pool(pool, targets, cfg, embedder).prompts
 
 

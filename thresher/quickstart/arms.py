@@ -45,7 +45,7 @@ def control_recipe(recipe: Recipe) -> Recipe:
 
     In W&B it shares the main arm's group, tagged `arm:control` (and `policy:random`).
     """
-    k = recipe.selection.args.get("k", 1)
+    k = getattr(recipe.selection.args, "k", 1)
     tags = [t for t in recipe.eval.wandb_tags if not t.startswith("arm:")] + ["arm:control"]
     ev = replace(recipe.eval, wandb_group=recipe.eval.wandb_group or recipe.name, wandb_tags=tags)
     return replace(recipe, name=f"{recipe.name}-control", selection=SelectionConfig(policy="random", args={"k": k}),

@@ -90,16 +90,24 @@ class HFSampler:
         return GenerationConfig(**kwargs)
 
     def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
-        if not prompts:
+        encoded = [encode_chat(self.tokenizer, p.messages) for p in prompts]
+        return self._run(encoded, [p.id for p in prompts], params)
+
+    def complete(self, texts: Sequence[str], params: SamplingParams) -> list[list[Candidate]]:
+        """Raw continuations of `texts`, encoded without extra special tokens (a rendered template has its BOS)."""
+        encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        return self._run(encoded, [""] * len(texts), params)
+
+    def _run(self, encoded: list[list[int]], prompt_ids: list[str], params: SamplingParams) -> list[list[Candidate]]:
+        if not encoded:
             return []
         if params.seed is not None:
             torch.manual_seed(params.seed)
         config = self._generation_config(params)
         draws = draws_per_prompt(params)
-        encoded = [encode_chat(self.tokenizer, p.messages) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # longest first: OOM shows early
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # longest first: OOM shows early
         per_batch = max(1, self.batch_size // draws)
-        results: list[list[Candidate]] = [[] for _ in prompts]
+        results: list[list[Candidate]] = [[] for _ in encoded]
         for start in range(0, len(order), per_batch):
             batch = order[start : start + per_batch]
             inputs = self.tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
@@ -111,7 +119,7 @@ class HFSampler:
             generated = out[:, prompt_len:].tolist()
             for row, ids in enumerate(generated):
                 i = batch[row // draws]
-                results[i].append(self._candidate(prompts[i], len(results[i]), ids, params))
+                results[i].append(self._candidate(prompt_ids[i], len(results[i]), ids, params))
         return [expand_greedy(c, params) for c in results]
 
     def _generate(self, ids: torch.Tensor, mask: torch.Tensor, draws: int, config: Any, stopping: Any) -> Any:
@@ -143,7 +151,7 @@ class HFSampler:
             stopping_criteria=stopping,
         )
 
-    def _candidate(self, prompt: Prompt, index: int, ids: list[int], params: SamplingParams) -> Candidate:
+    def _candidate(self, prompt_id: str, index: int, ids: list[int], params: SamplingParams) -> Candidate:
         end = next((k + 1 for k, t in enumerate(ids) if t in self.eos_ids), None)
         if end is None:  # no EOS: cut the padding a finished (stop string) row was filled with
             end = len(ids)
@@ -160,7 +168,7 @@ class HFSampler:
             ids = ids[:lo]
         hit_eos = bool(ids) and ids[-1] in self.eos_ids
         finish = "stop" if hit_eos or stopped or len(ids) < params.max_tokens else "length"
-        return Candidate(prompt.id, self.name, index, text, num_tokens=len(ids), finish_reason=finish)
+        return Candidate(prompt_id, self.name, index, text, num_tokens=len(ids), finish_reason=finish)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -4,14 +4,17 @@ Requests run concurrently on asyncio with at most `max_concurrency` in
 flight. Retries with exponential backoff (honouring `Retry-After`) on 429,
 5xx, connection errors and timeouts are the `openai` client's own; thresher
 sets how many. When they run out the call fails with a UserError naming the
-server and the status: the stage stops, and running it again resumes.
+server and the status: the stage stops, and running it again resumes. A
+request the server refuses on its own merits (400, 413, 422: a prompt longer
+than the model's context) is that item's error candidate instead.
 
 Each candidate is its own request with `n=1`. That costs the prompt once per
 candidate, but every server speaks it (many compatible servers reject n > 1),
 and each answer gets its exact token usage, recorded in `metadata["usage"]`
 and as `num_tokens`. The server applies the chat template; thresher sends the
 messages as they are. The API key is read from the environment variable
-`api_key_env`; a local server needs none.
+`api_key_env`; a local server needs none. `complete` sends raw text to the
+`/v1/completions` endpoint for methods that write their own template.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from thresher.errors import UserError
 from thresher.records import Candidate, Prompt
 from thresher.sampling.common import derive_seed, draws_per_prompt, expand_greedy
-from thresher.sampling.params import SamplingParams
+from thresher.sampling.params import SamplingParams, failed
 
 
 class OpenAISampler:
@@ -55,9 +58,16 @@ class OpenAISampler:
     def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
         if not prompts:
             return []
-        return _run_sync(self._sample_all(list(prompts), params))
+        return _run_sync(self._all(len(prompts), params, lambda c, i, j: self._chat(c, prompts[i], j, params)))
 
-    async def _sample_all(self, prompts: list[Prompt], params: SamplingParams) -> list[list[Candidate]]:
+    def complete(self, texts: Sequence[str], params: SamplingParams) -> list[list[Candidate]]:
+        """Raw continuations from the server's `/v1/completions` endpoint (`vllm serve` has one)."""
+        if not texts:
+            return []
+        return _run_sync(self._all(len(texts), params, lambda c, i, j: self._completion(c, texts[i], i, j, params)))
+
+    async def _all(self, count: int, params: SamplingParams, one: Any) -> list[list[Candidate]]:
+        """`one(client, i, j)` for every item i and draw j, at most `max_concurrency` in flight; rows in input order."""
         import openai
 
         client = openai.AsyncOpenAI(
@@ -69,12 +79,12 @@ class OpenAISampler:
         limit = asyncio.Semaphore(self.max_concurrency)
         draws = draws_per_prompt(params)
 
-        async def one(prompt: Prompt, index: int) -> Candidate:
+        async def limited(i: int, j: int) -> Candidate:
             async with limit:
-                return await self._request(client, prompt, index, params)
+                return await one(client, i, j)
 
         try:
-            tasks = [[asyncio.ensure_future(one(p, j)) for j in range(draws)] for p in prompts]
+            tasks = [[asyncio.ensure_future(limited(i, j)) for j in range(draws)] for i in range(count)]
             try:
                 flat = await asyncio.gather(*(t for row in tasks for t in row))
             except BaseException:
@@ -84,15 +94,12 @@ class OpenAISampler:
                 raise
         finally:
             await client.close()
-        rows = [list(flat[i * draws : (i + 1) * draws]) for i in range(len(prompts))]
+        rows = [list(flat[i * draws : (i + 1) * draws]) for i in range(count)]
         return [expand_greedy(r, params) for r in rows]
 
-    async def _request(self, client: Any, prompt: Prompt, index: int, params: SamplingParams) -> Candidate:
-        import openai
-
+    def _request_args(self, params: SamplingParams, seed: int | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": prompt.messages,
             "n": 1,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -100,11 +107,34 @@ class OpenAISampler:
         }
         if params.stop:
             kwargs["stop"] = list(params.stop)
-        seed = derive_seed(params.seed, prompt.id, index)
         if seed is not None:
             kwargs["seed"] = seed
+        return kwargs
+
+    async def _chat(self, client: Any, prompt: Prompt, index: int, params: SamplingParams) -> Candidate:
+        kwargs = self._request_args(params, derive_seed(params.seed, prompt.id, index))
+        response = await self._call(client.chat.completions.create, {**kwargs, "messages": prompt.messages},
+                                    prompt.id, index)
+        if isinstance(response, Candidate):
+            return response
+        choice = response.choices[0]
+        return self._candidate(prompt.id, index, choice.message.content or "", choice.finish_reason, response.usage)
+
+    async def _completion(self, client: Any, text: str, i: int, index: int, params: SamplingParams) -> Candidate:
+        kwargs = self._request_args(params, derive_seed(params.seed, "complete", i, index))
+        kwargs.update(prompt=text, extra_body={"add_special_tokens": False})
+        response = await self._call(client.completions.create, kwargs, "", index, raw=True)
+        if isinstance(response, Candidate):
+            return response
+        choice = response.choices[0]
+        return self._candidate("", index, choice.text, choice.finish_reason, response.usage)
+
+    async def _call(self, create: Any, kwargs: dict[str, Any], prompt_id: str, index: int, raw: bool = False) -> Any:
+        """One request; a request the server refuses (400, 413, 422) is that item's error, anything else stops."""
+        import openai
+
         try:
-            response = await client.chat.completions.create(**kwargs)
+            return await create(**kwargs)
         except openai.APITimeoutError:
             raise UserError(
                 f"OpenAI-compatible server {self.base_url}: request timed out after {self.timeout}s "
@@ -116,26 +146,29 @@ class OpenAISampler:
                 f"({e.__cause__ or e}; {self.max_retries} retries)"
             ) from None
         except openai.APIStatusError as e:
+            if e.status_code in (400, 413, 422):
+                return failed(prompt_id, self.name, index, f"HTTP {e.status_code}: {_short(e.message)}")
             hint = {
                 401: f"; is ${self.api_key_env} set to a valid key?",
-                404: f"; does it serve a model named {self.model!r}?",
+                404: "; raw completion needs a /v1/completions endpoint, which vllm serve provides" if raw
+                else f"; does it serve a model named {self.model!r}?",
             }.get(e.status_code, "; run again to resume" if e.status_code == 429 or e.status_code >= 500 else "")
             raise UserError(
                 f"OpenAI-compatible server {self.base_url} answered HTTP {e.status_code} "
                 f"for model {self.model!r}: {_short(e.message)}{hint}"
             ) from None
-        choice = response.choices[0]
-        usage = response.usage
+
+    def _candidate(self, prompt_id: str, index: int, text: str, finish_reason: Any, usage: Any) -> Candidate:
         usage_dict = (
             {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens} if usage else {}
         )
         return Candidate(
-            prompt.id,
+            prompt_id,
             self.name,
             index,
-            choice.message.content or "",
+            text,
             num_tokens=usage.completion_tokens if usage else None,
-            finish_reason=choice.finish_reason,
+            finish_reason=finish_reason,
             metadata={"usage": usage_dict} if usage_dict else {},
         )
 

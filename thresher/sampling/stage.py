@@ -33,7 +33,7 @@ from thresher.executors import ChunkTask, Executor, LocalExecutor, Resources
 from thresher.records import Candidate, Prompt
 from thresher.runner import Outcome, run_stage
 from thresher.sampling.common import check_model_path, derive_seed
-from thresher.sampling.params import Sampler, SamplingParams
+from thresher.sampling.params import Sampler, SamplingParams, raise_item_errors
 from thresher.sampling.pool import build_sampler, close_sampler
 from thresher.store import RoundDir, ShardedJsonl
 
@@ -129,6 +129,7 @@ def label_candidates(rows: list[list[Candidate]], chunk: SampleChunk) -> list[Ca
     model = chunk.model
     if len(rows) != len(chunk.prompts):
         raise RuntimeError(f"sampler for {model.name!r} returned {len(rows)} rows for {len(chunk.prompts)} prompts")
+    raise_item_errors(rows, model.name)
     out = []
     for prompt, row, want in zip(chunk.prompts, rows, chunk.indices, strict=True):
         if len(row) != len(want):

@@ -10,7 +10,8 @@ Prompts go to the engine as token ids rendered with the model's chat template
 one `generate` call so the engine's continuous batching sees the whole chunk.
 With a seed, each prompt gets its own seed derived from its id: its answers do
 not depend on which other prompts share the call, so a resumed run draws what
-a straight run would.
+a straight run would. `complete` runs raw text (no chat template) on the same
+engine, for methods that write their own template (Magpie).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from thresher.sampling.common import (
     expand_greedy,
     load_chat_tokenizer,
 )
-from thresher.sampling.params import SamplingParams
+from thresher.sampling.params import SamplingParams, failed
 
 
 class VLLMSampler:
@@ -60,7 +61,7 @@ class VLLMSampler:
         except TypeError as e:
             raise UserError(f"model {self.name!r}: bad vLLM engine argument ({e})") from None
 
-    def _request_params(self, prompt: Prompt, params: SamplingParams) -> Any:
+    def _request_params(self, params: SamplingParams, seed: int | None) -> Any:
         from vllm import SamplingParams as VLLMParams
 
         return VLLMParams(
@@ -69,8 +70,35 @@ class VLLMSampler:
             top_p=params.top_p,
             max_tokens=params.max_tokens,
             stop=list(params.stop) or None,
-            seed=derive_seed(params.seed, prompt.id),
+            seed=seed,
         )
+
+    def _generate(self, requests: list[Any], request_params: list[Any]) -> list[Any]:
+        """The engine's outputs in input order; a request it rejects is its error message, the rest still run.
+
+        vLLM validates every request of a `generate` call before running any
+        and fails the whole call for one bad request (a prompt longer than
+        `max_model_len`), aborting the ones already added. Splitting the batch
+        in halves finds the rejected requests in a few cheap validation passes.
+        """
+        try:
+            return list(self.llm.generate(requests, request_params, use_tqdm=False))
+        except _rejections() as e:
+            if len(requests) == 1:
+                return [f"rejected by vLLM: {' '.join(str(e).split())}"]
+        mid = len(requests) // 2
+        return self._generate(requests[:mid], request_params[:mid]) + self._generate(
+            requests[mid:], request_params[mid:]
+        )
+
+    def _candidates(self, prompt_id: str, out: Any, params: SamplingParams) -> list[Candidate]:
+        if isinstance(out, str):
+            return [failed(prompt_id, self.name, j, out) for j in range(params.n)]
+        cands = [
+            Candidate(prompt_id, self.name, j, o.text, num_tokens=len(o.token_ids), finish_reason=o.finish_reason)
+            for j, o in enumerate(sorted(out.outputs, key=lambda o: o.index))
+        ]
+        return expand_greedy(cands, params)
 
     def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
         from vllm.inputs import TokensPrompt
@@ -78,23 +106,21 @@ class VLLMSampler:
         if not prompts:
             return []
         requests = [TokensPrompt(prompt_token_ids=encode_chat(self.tokenizer, p.messages)) for p in prompts]
-        request_params = [self._request_params(p, params) for p in prompts]
-        outputs = self.llm.generate(requests, request_params, use_tqdm=False)
-        results = []
-        for prompt, out in zip(prompts, outputs, strict=True):
-            cands = [
-                Candidate(
-                    prompt.id,
-                    self.name,
-                    j,
-                    o.text,
-                    num_tokens=len(o.token_ids),
-                    finish_reason=o.finish_reason,
-                )
-                for j, o in enumerate(sorted(out.outputs, key=lambda o: o.index))
-            ]
-            results.append(expand_greedy(cands, params))
-        return results
+        request_params = [self._request_params(params, derive_seed(params.seed, p.id)) for p in prompts]
+        outputs = self._generate(requests, request_params)
+        return [self._candidates(p.id, out, params) for p, out in zip(prompts, outputs, strict=True)]
+
+    def complete(self, texts: Sequence[str], params: SamplingParams) -> list[list[Candidate]]:
+        """Raw continuations of `texts`, encoded without extra special tokens (a rendered template has its BOS)."""
+        from vllm.inputs import TokensPrompt
+
+        if not texts:
+            return []
+        requests = [TokensPrompt(prompt_token_ids=self.tokenizer(t, add_special_tokens=False)["input_ids"])
+                    for t in texts]
+        request_params = [self._request_params(params, derive_seed(params.seed, "complete", i))
+                          for i in range(len(texts))]
+        return [self._candidates("", out, params) for out in self._generate(requests, request_params)]
 
     def close(self) -> None:
         """Stop the engine's worker processes and free its memory."""
@@ -105,3 +131,13 @@ class VLLMSampler:
             import gc
 
             gc.collect()
+
+
+def _rejections() -> tuple[type[BaseException], ...]:
+    """What vLLM raises for one bad request (its validation errors; ValueError in older releases)."""
+    try:
+        from vllm.exceptions import VLLMValidationError
+
+        return (VLLMValidationError, ValueError)
+    except ImportError:
+        return (ValueError,)

@@ -136,11 +136,13 @@ def trainer_config(config_cls: type, cfg: TrainConfig, out_dir: Path, seed: int,
         "dataloader_num_workers": 0,
     }
     kwargs.update(fixed)
+    extra = cfg.args.trainer_kwargs()
     valid = {f.name for f in dataclasses.fields(config_cls) if f.init}
-    for key in cfg.args:
+    for key in extra:
         if key not in valid:
-            raise ConfigError(f"train.args.{key}", f"not a field of TRL's {config_cls.__name__}")
-    kwargs.update(cfg.args)
+            where = f"train.args.trl.{key}" if key in cfg.args.trl else f"train.args.{key}"
+            raise ConfigError(where, f"not a field of TRL's {config_cls.__name__}")
+    kwargs.update(extra)
     return config_cls(**kwargs)
 
 

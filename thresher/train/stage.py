@@ -17,13 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from thresher.config import TrainConfig
+from thresher.config import DATA_FOR_METHOD, TrainConfig
 from thresher.errors import ConfigError, UserError
 from thresher.runner import Outcome, run_stage
 from thresher.store import RoundDir
-
-DATA_FOR_METHOD = {"sft": ("sft", "critique_sft"), "dpo": ("dpo",)}
-"""Which exports each method can read: SFT takes message rows, DPO takes preference rows."""
 
 
 def stage_data_files(round_dir: Path, cfg: TrainConfig, check_exist: bool = True) -> list[Path]:
