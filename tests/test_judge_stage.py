@@ -131,16 +131,17 @@ def _ns(**kw):
 
 def test_parse_spec():
     assert parse_spec("math", _ns()) == JudgeConfig(type="math")
-    assert parse_spec("rm:./my-rm", _ns()).args == {"model": "./my-rm"}
+    assert parse_spec("rm:./my-rm", _ns()).args.model == "./my-rm"
     cfg = parse_spec("llm:./judge:listwise", _ns(language="zh"))
-    assert cfg.args == {"model": "./judge", "backend": "hf", "mode": "listwise", "language": "zh", "max_tokens": 1024}
+    args = cfg.args
+    assert (args.model, args.backend, args.mode, args.language, args.max_tokens) == ("./judge", "hf", "listwise", "zh", 1024)
     cfg = parse_spec("llm:http://127.0.0.1:8000/v1:pairwise", _ns(llm_model="qwen"))
-    assert (cfg.args["base_url"], cfg.args["model"], cfg.args["mode"]) == (
+    assert (cfg.args.base_url, cfg.args.model, cfg.args.mode) == (
         "http://127.0.0.1:8000/v1",
         "qwen",
         "pairwise",
     )
-    assert parse_spec("llm:http://127.0.0.1:8000/v1", _ns(llm_model="q")).args["mode"] == "pointwise"
+    assert parse_spec("llm:http://127.0.0.1:8000/v1", _ns(llm_model="q")).args.mode == "pointwise"
     with pytest.raises(UserError, match="expected math, code"):
         parse_spec("rm", _ns())
 

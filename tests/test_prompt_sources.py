@@ -247,8 +247,8 @@ def test_pool_selection_caps_per_task_skips_target_copies_and_ranks_by_similarit
     # cosines: 6/sqrt(7*8) = 0.80, 4/sqrt(7*5) = 0.68, then 4/sqrt(7*6) = 0.62 (over the cap of 2)
     assert by_task["tax"] == ["home office income tax deduction rules for freelancers", "tax deduction for office rent"]
     assert by_task["cooking"] == ["soft yolk egg boil time minutes", "how many minutes to boil an egg"]
-    assert [r.reason for r in result.rejected] == ["near_copy_of_target"]
-    assert result.dropped == {"over_task_cap": 1, "below_min_score": 1, "duplicate": 1}
+    assert result.reasons() == {"near_copy_of_target": 1, "over_task_cap": 1, "below_min_score": 1, "duplicate": 1}
+    assert all(r.detail["pool_id"] for r in result.rejected), "every dropped row is listed with its pool id"
     first = next(p for p in result.prompts if p.task == "tax")
     assert first.metadata["nearest_target"] == targets[0].id and first.metadata["pool_id"] == pool[1].id
 
@@ -281,7 +281,8 @@ def test_shared_helpers():
     r = SynthesisResult()
     r.reject("a", "too_short")
     r.reject("b", "too_short")
-    r.dropped["over_task_cap"] += 3
+    for text in "cde":
+        r.reject(text, "over_task_cap")
     assert r.summary() == "kept 0; rejected 5 (over_task_cap 3, too_short 2)"
 
 

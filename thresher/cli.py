@@ -7,13 +7,17 @@ modules import heavy libraries (torch, vLLM) inside `run`, so `thresher
 
 User errors (`UserError`: a bad path, a malformed JSONL line, an unknown
 recipe key) end with exit code 2 and one line naming the culprit, no
-traceback; anything else is a bug and keeps its traceback.
+traceback. So do errors of the user's environment that name a path (a
+read-only directory, a full disk, an output path that is a file), and output
+piped into `head` ends quietly. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -78,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+ENVIRONMENT_ERRORS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
+    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ENAMETOOLONG, errno.ELOOP,
+}
+"""OSErrors that say something about the user's files and disks, not about thresher."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -85,9 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at interpreter exit
+        return code
     except UserError as e:
         print(f"thresher {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader (`head`) has gone: stop quietly, and send the rest of stdout nowhere so
+        # Python's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRORS or not e.filename:
+            raise
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+        print(f"thresher {args.command}: error: {where}: {e.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"thresher {args.command}: interrupted; run the same command again to resume", file=sys.stderr)

@@ -75,6 +75,13 @@ MODEL_FILES = ("config.json", "adapter_config.json")
 
 def check_model_path(value: str, key: str) -> None:
     """Fail with the key path if a local model path is missing, or is a directory that holds no model."""
+    if value.startswith(BUILTIN_PREFIX):
+        from thresher.models import BUILTINS
+
+        if value.removeprefix(BUILTIN_PREFIX) not in BUILTINS:
+            known = ", ".join(BUILTIN_PREFIX + n for n in BUILTINS)
+            raise ConfigError(key, f"unknown built-in model {value!r} (known: {known})")
+        return
     check_path(value, key)
     path = Path(os.path.expanduser(value))
     if is_local_path(value) and path.is_dir() and not any((path / f).is_file() for f in MODEL_FILES):
@@ -444,14 +451,19 @@ def _judge_paths(cfg: JudgeConfig, key: str) -> Any:
                     yield from _judge_paths(item, join(where, i))
 
 
+def check_judge_paths(cfg: JudgeConfig, key: str) -> None:
+    """Check the model and file paths a judge config names (sub-judges included) exist and hold models."""
+    for where, value in _judge_paths(cfg, key):
+        check_model_path(value, where)
+
+
 def validate_paths(recipe: Recipe) -> None:
     """Check every local path the recipe names exists (and every model directory holds a model)."""
     for i, m in enumerate(recipe.models):
         if m.backend != "openai":
             check_model_path(m.path, join(join("models", i), "path"))
     for i, j in enumerate(recipe.judges):
-        for key, value in _judge_paths(j, join("judges", i)):
-            check_model_path(value, key)
+        check_judge_paths(j, join("judges", i))
     for split in ("train", "eval"):
         src = getattr(recipe.prompts, split)
         if src is None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -249,13 +250,24 @@ def read_jsonl(path: str | os.PathLike[str], cls: type[R] | None = None) -> Iter
         yield parse_line(line, path, lineno, cls)  # type: ignore[misc]
 
 
+@contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Name `path` on an OSError that does not name a file (a full disk shows in write(), not in open())."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and not isinstance(e, BrokenPipeError):
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+
+
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
     """Write records atomically (temp file, then rename): readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with writing(path), open(tmp, "w", encoding="utf-8") as f:
         for r in records:
             f.write(dumps(r) + "\n")
             n += 1

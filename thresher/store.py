@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from thresher.errors import RecordError, UserError
-from thresher.records import dumps, read_jsonl
+from thresher.records import dumps, read_jsonl, writing
 
 R = TypeVar("R")
 _SHARD = re.compile(r"^shard-(?:(?P<part>[A-Za-z0-9._-]+)-)?(?P<num>\d{5})\.jsonl$")
@@ -60,7 +60,8 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with writing(path):
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -127,7 +128,8 @@ class ShardWriter(Generic[R]):
                 self._index += 1
                 self._in_shard = 0
             self._open()
-        self._file.write(dumps(record) + "\n")
+        with writing(self._file.name):
+            self._file.write(dumps(record) + "\n")
         self._in_shard += 1
         self.written += 1
 
@@ -139,8 +141,9 @@ class ShardWriter(Generic[R]):
 
     def flush(self) -> None:
         if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            with writing(self._file.name):
+                self._file.flush()
+                os.fsync(self._file.fileno())
 
     def close(self) -> None:
         if self._file is not None:

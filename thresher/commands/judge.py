@@ -129,7 +129,8 @@ def _unique_names(configs: list[Any]) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from thresher.commands.common import executor_for, locked, resolve, setup_logging
-    from thresher.errors import UserError
+    from thresher.config import check_judge_paths
+    from thresher.errors import ConfigError, UserError
     from thresher.judges.stage import DEFAULT_CHUNK, judge_stage
     from thresher.records import Prompt, read_jsonl
 
@@ -150,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
         configs = judges_for_round(recipe)
     else:
         configs = []
+    for spec, cfg in zip(args.judge, configs):
+        try:
+            check_judge_paths(cfg, f"--judge {spec}")
+        except ConfigError as e:
+            raise UserError(f"--judge {spec}: {e.reason}") from None
     if not configs:
         raise UserError("no judge: give --judge SPEC (repeatable) or --recipe RECIPE.yaml")
     from thresher.store import RoundDir

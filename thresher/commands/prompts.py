@@ -9,23 +9,32 @@
 Every method but `select` needs a model (--model, --backend). The output is
 Prompt records (one JSON object per line) ready for `thresher sample` or a
 recipe's `prompts.train.path`; --rejected writes every dropped text with the
-reason it was dropped. self-instruct and magpie append as they go: run the
-same command with --resume to continue a killed run.
+reason it was dropped. Every flag and input is checked before a model loads,
+and --out changes only when a run ends: self-instruct and magpie append to
+OUT.partial as they go (run the same command with --resume to continue a
+killed run), the others write --out at the end. A run that makes fewer than
+--count prompts says so on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from thresher.errors import UserError
+from thresher.typed import PositiveInt, flag_type
 
 HELP = "make prompts: self-instruct, selfqa, magpie, backtranslate, select"
 
 METHODS = ("self-instruct", "selfqa", "magpie", "backtranslate", "select")
+
+POSITIVE = flag_type(PositiveInt)
 
 
 def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -67,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("self-instruct", help="grow seed instructions into new ones (Self-Instruct)")
     p.add_argument("--seeds", required=True, help="seed prompts: a JSONL of prompts/instructions or a .txt, one per line")
-    p.add_argument("--count", type=int, required=True, help="how many new prompts to make")
+    p.add_argument("--count", type=POSITIVE, required=True, help="how many new prompts to make")
     p.add_argument("--per-request", type=int, default=4, help="new tasks asked for per request (default 4)")
     p.add_argument("--no-inputs", action="store_true", help="keep bare instructions; skip classifying and inputs")
     p.add_argument("--language", choices=("auto", "en", "zh"), default="auto")
@@ -95,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _output_args(p, task="selfqa")
 
     p = sub.add_parser("magpie", help="user requests written by an aligned model from its chat template (Magpie)")
-    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--count", type=POSITIVE, required=True, help="how many prompts to make")
     p.add_argument("--system", help="domain system prompt placed before the user turn")
     p.add_argument("--keep-system", action="store_true", help="keep the system prompt in each prompt's messages")
     p.add_argument("--tokenizer", help="tokenizer with the chat template (backend openai; default: --model)")
@@ -134,42 +143,119 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    resume = getattr(args, "resume", False)
-    if out.exists() and not (resume or args.overwrite):
-        raise UserError(f"{out} exists; pass --overwrite to replace it" +
-                        (" or --resume to continue it" if hasattr(args, "resume") else ""))
-    if args.method == "self-instruct":
-        result = _self_instruct(args, out, resume)
-    elif args.method == "selfqa":
-        result = _selfqa(args)
-    elif args.method == "magpie":
-        result = _magpie(args, out, resume)
-    elif args.method == "backtranslate":
-        result = _backtranslate(args)
-    else:
-        result = _select(args)
-    if not hasattr(args, "resume"):
+    resumable = hasattr(args, "resume")
+    output = _Output(out, resumable, getattr(args, "resume", False), args.overwrite)
+    rejected_path = Path(args.rejected) if args.rejected else None
+    if rejected_path is not None:
+        _check_writable(rejected_path, "--rejected")
+    # Every flag and input is checked here, before a model loads or any output file changes.
+    make = {"self-instruct": _self_instruct, "selfqa": _selfqa, "magpie": _magpie,
+            "backtranslate": _backtranslate, "select": _select}[args.method](args)
+    existing = output.begin()
+    result = make(existing, output.append)
+    if not resumable:
         from thresher.records import write_jsonl
 
         write_jsonl(out, result.prompts)
-    if args.rejected:
+    total = output.finish(len(result.prompts))
+    if rejected_path is not None:
         from thresher.records import write_jsonl
 
-        write_jsonl(args.rejected, result.rejected)
-    total = len(out.read_text(encoding="utf-8").splitlines()) if out.exists() else 0
+        write_jsonl(rejected_path, result.rejected)
     print(f"thresher prompts {args.method}: {result.summary()}; {total} prompts in {out}")
-    if result.dropped:
-        print(f"  dropped without listing: {dict(result.dropped)}")
+    wanted = getattr(args, "count", None)
+    if wanted is not None and total < wanted:
+        print(f"thresher prompts {args.method}: made {total} of --count {wanted} prompts "
+              f"({result.requests} model requests spent); run again with --resume and a higher --max-requests "
+              "or looser filters to make more", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------- output
+
+
+class _Output:
+    """Where prompts go. Nothing at `--out` changes until the run has ended.
+
+    Methods that write as they go (self-instruct, magpie) append to
+    `OUT.partial`, renamed over `--out` at the end; a killed run leaves its
+    prompts there for `--resume`. The others write `--out` once, atomically.
+    """
+
+    def __init__(self, out: Path, resumable: bool, resume: bool, overwrite: bool):
+        self.out, self.resumable, self.resume = out, resumable, resume
+        self.partial = out.with_name(out.name + ".partial")
+        _check_writable(out, "--out")
+        if out.exists() and not (resume or overwrite):
+            raise UserError(f"{out} exists; pass --overwrite to replace it"
+                            + (" or --resume to continue it" if resumable else ""))
+        if resumable and self.partial.exists() and not (resume or overwrite):
+            raise UserError(f"{self.partial} holds the prompts of an interrupted run; pass --resume to continue "
+                            "it or --overwrite to start over")
+
+    def begin(self) -> list[Any]:
+        """The prompts an earlier run made (with --resume), and an empty or continued working file."""
+        if not self.resumable:
+            return []
+        from thresher.records import Prompt, read_jsonl
+        from thresher.store import repair_tail
+
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.resume and self.partial.exists():
+            repair_tail(self.partial)
+        elif self.resume and self.out.exists():
+            shutil.copyfile(self.out, self.partial)
+        else:
+            self.partial.write_text("", encoding="utf-8")
+        return list(read_jsonl(self.partial, Prompt))
+
+    def append(self, prompts: list[Any]) -> None:
+        from thresher.records import dumps, writing
+
+        with writing(self.partial), open(self.partial, "a", encoding="utf-8") as f:
+            f.writelines(dumps(p) + "\n" for p in prompts)
+            f.flush()
+
+    def finish(self, made: int) -> int:
+        """Put the working file in place; the number of prompts now at `--out`."""
+        if not self.resumable:
+            return made
+        os.replace(self.partial, self.out)
+        return sum(1 for line in self.out.read_bytes().splitlines() if line.strip())
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """An output path must be a file in a directory (not a directory, not under a file)."""
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file path")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UserError(f"{flag} {path}: {parent} is a file, not a directory")
 
 
 # ---------------------------------------------------------------- model and params
 
 
-def _sampler(args: argparse.Namespace) -> Any:
-    from thresher.config import ModelConfig
+def _flag_error(e: Any) -> UserError:
+    """A config mistake said of the flag that set it (`filter.min_words` -> `--min-words`)."""
+    if e.key.startswith("args."):
+        return e.as_flag({e.key: f"--model-arg {e.key.removeprefix('args.')}"})
+    return e.as_flag({"base_url": "--base-url", "path": "--model"})
+
+
+def _config(cls: Any, **kwargs: Any) -> Any:
     from thresher.errors import ConfigError
-    from thresher.sampling import build_sampler
+
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise _flag_error(e) from None
+
+
+def _model(args: argparse.Namespace) -> Any:
+    """The model entry the flags describe, checked (its path included) without loading anything."""
+    from thresher.config import ModelConfig, check_model_path
+    from thresher.errors import ConfigError
     from thresher.sampling.common import default_model_name
 
     extra: dict[str, Any] = {}
@@ -178,30 +264,46 @@ def _sampler(args: argparse.Namespace) -> Any:
             raise UserError(f"--model-arg {item!r}: expected KEY=VALUE")
         key, raw = item.split("=", 1)
         extra[key] = yaml.safe_load(raw)
-    try:
-        config = ModelConfig(name=default_model_name(args.model), path=args.model, backend=args.backend,
-                             base_url=args.base_url, args=extra)
-    except ConfigError as e:
-        raise UserError(f"--{e.key.replace('_', '-')}: {e.reason}") from None
-    return build_sampler(config)
+    config = _config(ModelConfig, name=default_model_name(args.model), path=args.model, backend=args.backend,
+                     base_url=args.base_url, args=extra)
+    if config.backend != "openai":
+        try:
+            check_model_path(config.path, "--model")
+        except ConfigError as e:
+            raise UserError(str(e)) from None
+    return config
 
 
 def _params(args: argparse.Namespace, default: Any) -> Any:
+    """The method's default sampling params with the flags' changes, checked (`--top-p 2` names its flag)."""
     from dataclasses import replace
+
+    from thresher.errors import ConfigError
 
     changes = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
                                   ("max_tokens", args.max_tokens)) if v is not None}
     try:
         return replace(default, seed=args.seed, **changes)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    except ConfigError as e:
+        raise _flag_error(e) from None
 
 
 def _text_filter(args: argparse.Namespace) -> Any:
     from thresher.prompts.filters import TextFilter
 
-    return TextFilter(min_words=args.min_words, max_words=args.max_words, min_letters=args.min_letters,
-                      granularity=args.granularity)
+    return _config(TextFilter, min_words=args.min_words, max_words=args.max_words, min_letters=args.min_letters,
+                   granularity=args.granularity)
+
+
+def _with_model(model: Any, use: Any) -> Any:
+    """Load the model, run `use(sampler)`, and free the model again."""
+    from thresher.sampling import build_sampler, close_sampler
+
+    sampler = build_sampler(model)
+    try:
+        return use(sampler)
+    finally:
+        close_sampler(sampler)
 
 
 # ---------------------------------------------------------------- inputs
@@ -209,107 +311,77 @@ def _text_filter(args: argparse.Namespace) -> Any:
 
 def _read_texts(paths: list[str], column: str) -> list[tuple[str, str]]:
     """(name, text) per document: a text file is one document; a JSONL file gives one per line."""
+    from thresher.errors import ConfigError
+    from thresher.prompts.synth_sources import read_texts
+
     docs = []
     for path in map(Path, paths):
         if not path.is_file():
             raise UserError(f"{path}: no such file")
-        if path.suffix in (".jsonl", ".gz"):
-            from thresher.records import read_jsonl
-
-            for lineno, row in enumerate(read_jsonl(path), start=1):
-                if not isinstance(row.get(column), str):
-                    raise UserError(f"{path}:{lineno}: no text column {column!r} (set --text-column)")
-                docs.append((f"{path.name}:{lineno}", row[column]))
-        else:
-            docs.append((path.name, path.read_text(encoding="utf-8", errors="replace")))
+        try:
+            docs += read_texts(path, column)
+        except ConfigError as e:
+            raise _flag_error(e) from None
     return docs
 
 
 def _read_prompts(path: str, task: str | None = None) -> list[Any]:
-    from thresher.prompts.loaders import load_jsonl_prompts
-    from thresher.records import Prompt
+    from thresher.prompts.synth_sources import read_prompts
 
-    p = Path(path)
-    if p.suffix == ".txt":
-        if not p.is_file():
-            raise UserError(f"{p}: no such file")
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return [Prompt.create(task or "default", [{"role": "user", "content": ln}]) for ln in lines]
-    return load_jsonl_prompts(p, task=task)
-
-
-def _existing(out: Path, resume: bool) -> list[Any]:
-    from thresher.records import Prompt, read_jsonl
-    from thresher.store import repair_tail
-
-    if resume and out.exists():
-        repair_tail(out)
-        return list(read_jsonl(out, Prompt))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("", encoding="utf-8")
-    return []
-
-
-def _appender(out: Path):
-    from thresher.records import dumps
-
-    def append(prompts: list[Any]) -> None:
-        with open(out, "a", encoding="utf-8") as f:
-            f.writelines(dumps(p) + "\n" for p in prompts)
-            f.flush()
-
-    return append
+    return read_prompts(Path(path), task)
 
 
 # ---------------------------------------------------------------- methods
+# Each reads its inputs and checks its flags now, and returns what loads the model and runs later.
 
 
-def _self_instruct(args: argparse.Namespace, out: Path, resume: bool) -> Any:
+def _self_instruct(args: argparse.Namespace) -> Any:
     from thresher.prompts.self_instruct import SelfInstructConfig, self_instruct
     from thresher.sampling.params import SamplingParams
 
-    seeds = _read_prompts(args.seeds, task=args.task)
-    config = SelfInstructConfig(per_request=args.per_request, rouge_threshold=args.rouge_threshold,
-                                granularity=args.granularity, filter=_text_filter(args),
-                                generate_inputs=not args.no_inputs, language=args.language,
-                                max_requests=args.max_requests)
-    existing = _existing(out, resume)
-    sampler = _sampler(args)
+    config = _config(SelfInstructConfig, per_request=args.per_request, rouge_threshold=args.rouge_threshold,
+                     granularity=args.granularity, filter=_text_filter(args), generate_inputs=not args.no_inputs,
+                     language=args.language, max_requests=args.max_requests)
+    model = _model(args)
     params = _params(args, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=512))
-    return self_instruct(sampler, seeds, args.count, params, config, seed=args.seed, existing=existing,
-                         on_batch=_appender(out))
+    seeds = _read_prompts(args.seeds, task=args.task)
+    return lambda existing, append: _with_model(model, lambda s: self_instruct(
+        s, seeds, args.count, params, config, seed=args.seed, existing=existing, on_batch=append))
 
 
 def _selfqa(args: argparse.Namespace) -> Any:
     from thresher.prompts.selfqa import SelfQAConfig, selfqa
     from thresher.sampling.params import SamplingParams
 
+    config = _config(SelfQAConfig, questions_per_passage=args.questions_per_passage,
+                     answer_samples=args.answer_samples, min_answered=args.min_answered,
+                     min_agreement=args.min_agreement, min_support=args.min_support, open_book=args.open_book,
+                     rouge_threshold=args.rouge_threshold, granularity=args.granularity, filter=_text_filter(args),
+                     max_chars=args.max_chars, min_chars=args.min_chars, language=args.language)
+    model = _model(args)
+    params = _params(args, SamplingParams(temperature=0.7, top_p=0.95))
     docs = _read_texts(args.docs, args.text_column)
-    config = SelfQAConfig(questions_per_passage=args.questions_per_passage, answer_samples=args.answer_samples,
-                          min_answered=args.min_answered, min_agreement=args.min_agreement,
-                          min_support=args.min_support, open_book=args.open_book,
-                          rouge_threshold=args.rouge_threshold, granularity=args.granularity,
-                          filter=_text_filter(args), max_chars=args.max_chars, min_chars=args.min_chars,
-                          language=args.language)
-    sampler = _sampler(args)
-    return selfqa(sampler, docs, args.task, _params(args, SamplingParams(temperature=0.7, top_p=0.95)), config)
+    return lambda existing, append: _with_model(model, lambda s: selfqa(s, docs, args.task, params, config))
 
 
-def _magpie(args: argparse.Namespace, out: Path, resume: bool) -> Any:
+def _magpie(args: argparse.Namespace) -> Any:
     from thresher.prompts.magpie import MagpieConfig, magpie
     from thresher.sampling.common import load_chat_tokenizer
     from thresher.sampling.params import SamplingParams
 
-    config = MagpieConfig(system=args.system, keep_system=args.keep_system, rouge_threshold=args.rouge_threshold,
-                          granularity=args.granularity, filter=_text_filter(args), max_requests=args.max_requests)
-    existing = _existing(out, resume)
-    sampler = _sampler(args)
-    tokenizer = getattr(sampler, "tokenizer", None)
-    if tokenizer is None or args.tokenizer:
-        tokenizer = load_chat_tokenizer(args.tokenizer or args.model)
+    config = _config(MagpieConfig, system=args.system, keep_system=args.keep_system,
+                     rouge_threshold=args.rouge_threshold, granularity=args.granularity, filter=_text_filter(args),
+                     max_requests=args.max_requests)
+    model = _model(args)
     params = _params(args, SamplingParams(temperature=1.0, top_p=1.0, max_tokens=256))
-    return magpie(sampler, tokenizer, args.count, args.task, params, config, existing=existing,
-                  on_batch=_appender(out))
+
+    def use(sampler: Any, existing: list[Any], append: Any) -> Any:
+        tokenizer = getattr(sampler, "tokenizer", None)
+        if tokenizer is None or args.tokenizer:
+            tokenizer = load_chat_tokenizer(args.tokenizer or args.model)
+        return magpie(sampler, tokenizer, args.count, args.task, params, config, existing=existing, on_batch=append)
+
+    return lambda existing, append: _with_model(model, lambda s: use(s, existing, append))
 
 
 def _backtranslate(args: argparse.Namespace) -> Any:
@@ -317,34 +389,38 @@ def _backtranslate(args: argparse.Namespace) -> Any:
     from thresher.prompts.filters import TextFilter
     from thresher.sampling.params import SamplingParams
 
-    responses = [text for _, text in _read_texts(args.responses, args.text_column)]
-    config = BacktranslationConfig(min_score=args.min_score, score_samples=args.score_samples,
-                                   filter=TextFilter(min_words=args.min_words, max_words=args.max_words),
-                                   language=args.language)
-    sampler = _sampler(args)
+    config = _config(BacktranslationConfig, min_score=args.min_score, score_samples=args.score_samples,
+                     filter=_config(TextFilter, min_words=args.min_words, max_words=args.max_words),
+                     language=args.language)
+    model = _model(args)
     params = _params(args, SamplingParams(temperature=0.7, top_p=0.95, max_tokens=256))
-    return backtranslate(sampler, responses, args.task, params, config)
+    responses = [text for _, text in _read_texts(args.responses, args.text_column)]
+    return lambda existing, append: _with_model(model, lambda s: backtranslate(s, responses, args.task, params,
+                                                                                config))
 
 
 def _select(args: argparse.Namespace) -> Any:
     from thresher.prompts.pool_select import PoolSelectConfig, select_from_pool, sentence_embedder, tag_prompts
+    from thresher.sampling.params import SamplingParams
 
+    config = _config(PoolSelectConfig, per_task=args.per_task, neighbors=args.neighbors, tag_weight=args.tag_weight,
+                     min_score=args.min_score,
+                     max_similarity=args.max_similarity if args.max_similarity <= 1 else None)
+    if args.tag_with_model and not args.model:
+        raise UserError("--tag-with-model needs --model")
+    model = _model(args) if args.tag_with_model else None
+    params = _params(args, SamplingParams(temperature=0.0, max_tokens=64))
     pool = _read_prompts(args.pool, task="pool")
     targets = _read_prompts(args.targets)
-    if args.tag_with_model:
-        if not args.model:
-            raise UserError("--tag-with-model needs --model")
+
+    def make(existing: list[Any], append: Any) -> Any:
         untagged = [p for p in [*pool, *targets] if "tags" not in p.metadata]
-        if untagged:
-            from thresher.sampling.params import SamplingParams
+        if model is not None and untagged:
+            tags = _with_model(model, lambda s: tag_prompts(s, untagged, params))
+            for p, t in zip(untagged, tags):
+                p.metadata["tags"] = t
+        needs_embedder = config.tag_weight < 1 or config.max_similarity is not None
+        embedder = sentence_embedder(args.embedding_model) if needs_embedder else None
+        return select_from_pool(pool, targets, config, embedder)
 
-            params = _params(args, SamplingParams(temperature=0.0, max_tokens=64))
-            for p, tags in zip(untagged, tag_prompts(_sampler(args), untagged, params)):
-                p.metadata["tags"] = tags
-    config = PoolSelectConfig(per_task=args.per_task, neighbors=args.neighbors, tag_weight=args.tag_weight,
-                              min_score=args.min_score,
-                              max_similarity=args.max_similarity if args.max_similarity <= 1 else None)
-    needs_embedder = config.tag_weight < 1 or config.max_similarity is not None
-    embedder = sentence_embedder(args.embedding_model) if needs_embedder else None
-    return select_from_pool(pool, targets, config, embedder)
-
+    return make

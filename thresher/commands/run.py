@@ -2,8 +2,10 @@
 
 Every stage writes its outputs into the run directory (`<out_dir>/<name>/`);
 running the same command again after a crash or a kill resumes where it
-stopped. `--dry-run` only checks the recipe (keys, types, paths) and its prompt
-files, and prints the resolved form.
+stopped. `--dry-run` checks the whole recipe (every key, type, range and
+path, every `args:` block of every judge, policy, backend, prompt source,
+export, train and eval option) and its prompt files, loads no model, and
+prints the resolved form with every default filled in.
 
 Example:
     thresher run recipes/quickstart.yaml
@@ -56,10 +58,14 @@ def _check_prompts(recipe) -> None:
     from collections import Counter
 
     from thresher.prompts import load_prompts
+    from thresher.prompts.synth_sources import SYNTH_SOURCES
 
     for split in ("train", "eval"):
         src = getattr(recipe.prompts, split)
         if src is None:
+            continue
+        if src.source in SYNTH_SOURCES:  # made by a model when the run starts; its inputs were checked above
+            print(f"# prompts.{split}: made by {src.source} when the run starts")
             continue
         prompts = load_prompts(src, f"prompts.{split}")
         tasks = Counter(p.task for p in prompts)

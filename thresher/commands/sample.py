@@ -88,7 +88,7 @@ def _model_args(items: list[str]) -> dict[str, Any]:
 
 def _cli_models(args: argparse.Namespace) -> list[Any]:
     from thresher.config import ModelConfig
-    from thresher.errors import ConfigError, UserError
+    from thresher.errors import ConfigError
     from thresher.sampling.common import default_model_name
     from thresher.sampling.params import SamplingParams
 
@@ -101,9 +101,8 @@ def _cli_models(args: argparse.Namespace) -> list[Any]:
             stop=list(args.stop),
             seed=args.seed,
         )
-    except ValueError as e:  # "top_p: must be in (0, 1], got 2.0" -> "--top-p: ..."
-        key, _, reason = str(e).partition(": ")
-        raise UserError(f"--{key.replace('_', '-')}: {reason}") from None
+    except ConfigError as e:  # "top_p: must be in (0, 1], got 2" -> "--top-p: ..."
+        raise e.as_flag() from None
     extra = _model_args(args.model_arg)
     models, names = [], set()
     specs = [(s, "teacher") for s in args.model] + [(s, "student") for s in args.student]
@@ -128,8 +127,8 @@ def _cli_models(args: argparse.Namespace) -> list[Any]:
                 )
             )
         except ConfigError as e:
-            flag = {"base_url": "--base-url", "n": "--n"}.get(e.key, e.key)
-            raise UserError(f"{flag}: {e.reason}") from None
+            model_arg = f"--model-arg {e.key.removeprefix('args.')}" if e.key.startswith("args.") else None
+            raise e.as_flag({e.key: model_arg} if model_arg else {}) from None
     return models
 
 

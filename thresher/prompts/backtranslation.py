@@ -8,7 +8,8 @@ keeps only high-rated pairs (the paper trained on the score-5 ones).
 
 The score is parsed from the judge's reply ("Score: 4"); a reply with no
 score is recorded as a rejection with reason `unscored`, never read as a low
-score. The original text is kept as the prompt's `reference` (a known good
+score. Two responses that get the same request would make two prompts with
+one id (which `thresher sample` refuses); the second is rejected as `duplicate`. The original text is kept as the prompt's `reference` (a known good
 answer a judge or a selection step can use) and in `metadata["response"]`.
 """
 
@@ -120,6 +121,7 @@ def backtranslate(
             usable.append((i, text.strip()))
     lang = resolve_language(cfg.language, [t for _, t in usable])
     tpl = TEMPLATES[lang]
+    made: set[str] = set()
     for start in tqdm(range(0, len(usable), cfg.batch_size), desc="back-translation", unit="batch"):
         chunk = usable[start : start + cfg.batch_size]
         outs = ask(sampler, [tpl["instruction"].format(response=t[: cfg.max_response_chars]) for _, t in chunk],
@@ -156,8 +158,13 @@ def backtranslate(
             if score < cfg.min_score:
                 result.reject(instruction, "low_score", score=score, **detail)
                 continue
-            result.prompts.append(Prompt.create(
+            prompt = Prompt.create(
                 task, [{"role": "user", "content": instruction}], reference=response,
                 metadata={"method": "backtranslation", "response": response, "score": score, **detail},
-            ))
+            )
+            if prompt.id in made:  # the same request written for two responses: one prompt id, kept once
+                result.reject(instruction, "duplicate", **detail)
+                continue
+            made.add(prompt.id)
+            result.prompts.append(prompt)
     return result

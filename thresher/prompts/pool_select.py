@@ -203,15 +203,16 @@ def select_from_pool(
         seen: set[str] = set()
         kept = 0
         for i in members:
+            text, score = prompt_text(pool[i]), round(float(best_score[i]), 4)
             if best_score[i] < cfg.min_score:
-                result.dropped["below_min_score"] += 1
+                result.reject(text, "below_min_score", pool_id=pool[i].id, task=task, score=score)
                 continue
-            key = normalize(prompt_text(pool[i]))
+            key = normalize(text)
             if key in seen:
-                result.dropped["duplicate"] += 1
+                result.reject(text, "duplicate", pool_id=pool[i].id, task=task)
                 continue
             if kept >= cfg.per_task:
-                result.dropped["over_task_cap"] += 1
+                result.reject(text, "over_task_cap", pool_id=pool[i].id, task=task, score=score)
                 continue
             seen.add(key)
             kept += 1

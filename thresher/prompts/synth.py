@@ -42,14 +42,12 @@ class SynthesisResult:
     prompts: list[Prompt] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     requests: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
-    """Texts dropped in bulk and not listed one by one (pool rows far from every target task)."""
 
     def reject(self, text: str, reason: str, **detail: Any) -> None:
         self.rejected.append(Rejection(text, reason, detail))
 
     def reasons(self) -> Counter[str]:
-        return Counter(r.reason for r in self.rejected) + self.dropped
+        return Counter(r.reason for r in self.rejected)
 
     def summary(self) -> str:
         """One line for logs: kept count, then rejections by reason, most common first."""
