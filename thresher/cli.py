@@ -108,9 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as e:
-        if e.errno not in ENVIRONMENT_ERRORS or not e.filename:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a write that failed for lack of room
+        if e.errno not in ENVIRONMENT_ERRORS or not (e.filename or full):
             raise
-        where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename or "writing"
         print(f"thresher {args.command}: error: {where}: {e.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

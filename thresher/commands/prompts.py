@@ -152,7 +152,11 @@ def run(args: argparse.Namespace) -> int:
     make = {"self-instruct": _self_instruct, "selfqa": _selfqa, "magpie": _magpie,
             "backtranslate": _backtranslate, "select": _select}[args.method](args)
     existing = output.begin()
-    result = make(existing, output.append)
+    try:
+        result = make(existing, output.append)
+    except BaseException:
+        output.abandon()
+        raise
     if not resumable:
         from thresher.records import write_jsonl
 
@@ -185,6 +189,7 @@ class _Output:
     def __init__(self, out: Path, resumable: bool, resume: bool, overwrite: bool):
         self.out, self.resumable, self.resume = out, resumable, resume
         self.partial = out.with_name(out.name + ".partial")
+        self.begun_at = 0
         _check_writable(out, "--out")
         if out.exists() and not (resume or overwrite):
             raise UserError(f"{out} exists; pass --overwrite to replace it"
@@ -207,7 +212,13 @@ class _Output:
             shutil.copyfile(self.out, self.partial)
         else:
             self.partial.write_text("", encoding="utf-8")
+        self.begun_at = self.partial.stat().st_size
         return list(read_jsonl(self.partial, Prompt))
+
+    def abandon(self) -> None:
+        """After a failure: drop the working file if the run added nothing to it (nothing to resume)."""
+        if self.resumable and self.partial.is_file() and self.partial.stat().st_size == self.begun_at:
+            self.partial.unlink()
 
     def append(self, prompts: list[Any]) -> None:
         from thresher.records import dumps, writing

@@ -29,7 +29,7 @@ from typing import Any
 
 from thresher.errors import RecordError, UserError
 from thresher.judges.verdicts import judge_score
-from thresher.records import Candidate, Prompt, Verdict, iter_lines, load_object, to_record
+from thresher.records import Candidate, Prompt, Verdict, iter_lines, load_object, to_record, writing
 
 BUCKET_BYTES = 32 * 1024 * 1024
 """Input bytes per bucket; a bucket's records in Python take roughly 5-8x this."""
@@ -187,7 +187,7 @@ def group_by_prompt(
     buckets = max(1, math.ceil(total / bucket_bytes))
     stats.buckets = buckets
     with tempfile.TemporaryDirectory(dir=work_dir, prefix=".export-groups-") as tmp:
-        with ExitStack() as stack:
+        with writing(tmp), ExitStack() as stack:  # a full disk names the work directory
             cfiles = [stack.enter_context(open(Path(tmp) / f"c{b:04d}", "wb")) for b in range(buckets)]
             vfiles = [stack.enter_context(open(Path(tmp) / f"v{b:04d}", "wb")) for b in range(buckets)]
             for fi, lineno, line in _lines(cand_paths):

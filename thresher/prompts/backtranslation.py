@@ -162,7 +162,7 @@ def backtranslate(
                 task, [{"role": "user", "content": instruction}], reference=response,
                 metadata={"method": "backtranslation", "response": response, "score": score, **detail},
             )
-            if prompt.id in made:  # the same request written for two responses: one prompt id, kept once
+            if prompt.id in made:  # the same request written for two responses: kept once, for the first
                 result.reject(instruction, "duplicate", **detail)
                 continue
             made.add(prompt.id)

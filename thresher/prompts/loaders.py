@@ -81,6 +81,8 @@ def row_to_prompt(row: Mapping[str, Any], columns: Mapping[str, str], task: str 
     tests = take("tests")
     pid = take("id")
     metadata = {k: v for k, v in row.items() if k not in used}
+    if isinstance(metadata.get("metadata"), dict):  # a row in thresher's own Prompt form keeps its metadata as is
+        metadata = {**metadata.pop("metadata"), **metadata}
     return Prompt.create(
         task=row_task if row_task is not None else (task or "default"),
         messages=messages,
