@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from thresher.errors import RecordError, UserError
-from thresher.records import dumps, read_jsonl, writing
+from thresher.records import dumps, read_jsonl, read_text, writing
 
 R = TypeVar("R")
 _SHARD = re.compile(r"^shard-(?:(?P<part>[A-Za-z0-9._-]+)-)?(?P<num>\d{5})\.jsonl$")
@@ -70,7 +70,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
 
