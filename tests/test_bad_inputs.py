@@ -65,7 +65,7 @@ def test_non_utf8_prompts_file_names_its_line(tmp_path):
     with open(path, "ab") as f:
         f.write(bad)
     line = one_line(thresher("sample", "--prompts", str(path), "--model", str(_model_dir(tmp_path)),
-                             "--out", str(tmp_path / "run")))
+                             "--run", str(tmp_path / "run")))
     assert line.endswith(f"{path}:3: not UTF-8 text (byte 0xe9 at column {bad.index(0xE9) + 1})")
 
 
@@ -85,7 +85,7 @@ def test_non_utf8_candidate_shard_names_its_line(tmp_path):
     shard = shards / "shard-00000.jsonl"
     shard.write_bytes(json.dumps({"prompt_id": pid, "model": "m", "index": 0, "text": "2"}).encode() + b"\n\xff\n")
     line = one_line(thresher("judge", "--prompts", str(prompts), "--candidates", str(shards), "--judge", "math",
-                             "--out", str(tmp_path / "round_1")))
+                             "--run", str(tmp_path / "run")))
     assert line.endswith(f"{shard}:2: not UTF-8 text (byte 0xff at column 1)")
 
 
@@ -111,7 +111,7 @@ def test_a_reward_model_directory_without_a_model(tmp_path):
     empty = tmp_path / "my-rm"
     empty.mkdir()
     line = one_line(thresher("judge", "--prompts", str(prompts), "--candidates", str(prompts), "--judge",
-                             f"rm:{empty}", "--out", str(tmp_path / "round_1")))
+                             f"rm:{empty}", "--run", str(tmp_path / "run")))
     assert line == (f"thresher judge: error: --judge rm:{empty}: directory '{empty}' holds no model "
                     "(no config.json or adapter_config.json)")
 
@@ -120,21 +120,21 @@ def test_a_reward_model_directory_without_a_model(tmp_path):
 
 
 RANGES = [
-    (["sample", "--prompts", "P", "--model", "M", "--out", "O", "--chunk-size", "0"],
-     "thresher sample: error: argument --chunk-size: must be at least 1, got 0"),
-    (["judge", "--judge", "math", "--out", "O", "--chunk-size", "0"],
-     "thresher judge: error: argument --chunk-size: must be at least 1, got 0"),
-    (["sample", "--prompts", "P", "--model", "M", "--out", "O", "--top-p", "2"],
+    (["sample", "--prompts", "P", "--model", "M", "--run", "O", "--chunk-size", "0"],
+     "thresher sample: error: --chunk-size: must be at least 1, got 0"),
+    (["judge", "--judge", "math", "--run", "O", "--chunk-size", "0"],
+     "thresher judge: error: --chunk-size: must be at least 1, got 0"),
+    (["sample", "--prompts", "P", "--model", "M", "--run", "O", "--top-p", "2"],
      "thresher sample: error: --top-p: must be in (0, 1], got 2"),
-    (["sample", "--prompts", "P", "--model", "M", "--out", "O", "--n", "0"],
+    (["sample", "--prompts", "P", "--model", "M", "--run", "O", "--n", "0"],
      "thresher sample: error: --n: must be at least 1, got 0"),
     (["train", "--data", "D", "--model", "M", "--out", "O", "--lr", "-1"],
      "thresher train: error: --lr: must be greater than 0, got -1"),
     (["train", "--data", "D", "--model", "M", "--out", "O", "--epochs", "0"],
      "thresher train: error: --epochs: must be greater than 0, got 0"),
-    (["eval", "--model", "M", "--prompts", "P", "--out", "O", "--temperature", "-1"],
+    (["eval", "--model", "M", "--prompts", "P", "--run", "O", "--temperature", "-1"],
      "thresher eval: error: --temperature: must be at least 0, got -1"),
-    (["eval", "--model", "M", "--prompts", "P", "--out", "O", "--max-tokens", "0"],
+    (["eval", "--model", "M", "--prompts", "P", "--run", "O", "--max-tokens", "0"],
      "thresher eval: error: --max-tokens: must be at least 1, got 0"),
 ]
 

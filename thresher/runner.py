@@ -64,7 +64,8 @@ def changes(old: Any, new: Any, path: str = "") -> list[str]:
     """What differs between two component trees, as `key.path: old -> new` lines (at most a few)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[str] = []
-        for k in sorted(set(old) | set(new), key=str):
+        # leaves first: `selection.policy: best -> random` says more than the policy's arguments that went with it
+        for k in sorted(set(old) | set(new), key=lambda k: (isinstance(new.get(k, old.get(k)), dict), str(k))):
             sub = f"{path}.{k}" if path else str(k)
             if k not in old:
                 out.append(f"{sub}: added")

@@ -131,14 +131,14 @@ CPU_JUDGES = frozenset({"math", "code"})
 """Judge types that are CPU work (spread as tasks on a cluster) rather than a model held by an actor."""
 
 
-def judge_task(spec: JudgeConfig | Judge, path: str) -> ChunkTask[Any, JudgeChunk, list[Verdict]]:
+def judge_task(spec: JudgeConfig | Judge) -> ChunkTask[Any, JudgeChunk, list[Verdict]]:
     """The executor task of one judge: build it once per replica (or use the object given)."""
     from thresher.judges.registry import build_judge
 
     if not isinstance(spec, JudgeConfig):
         return ChunkTask(f"judge {spec.name}", partial(_given, spec), judge_chunk, None, Resources(), "model")
     kind = "cpu" if spec.type in CPU_JUDGES else "model"
-    return ChunkTask(f"judge {_judge_name(spec)}", partial(build_judge, spec, path), judge_chunk, close_judge,
+    return ChunkTask(f"judge {_judge_name(spec)}", partial(build_judge, spec), judge_chunk, close_judge,
                      spec.resources, kind)
 
 
@@ -230,9 +230,9 @@ class JudgeStage:
                 path.unlink()
         todo_prompts = [p for p in self.prompts if by_prompt.get(p.id)]
         start = time.perf_counter()
-        for i, (name, spec) in enumerate(zip(self.names, self.judges)):
+        for name, spec in zip(self.names, self.judges):
             if name in todo:
-                self._judge(name, spec, f"judges[{i}]", todo_prompts, by_prompt)
+                self._judge(name, spec, todo_prompts, by_prompt)
         self.seconds = time.perf_counter() - start
         wanted = {c.id for c in candidates}
         verdicts = [v for v in self.store.unique(lambda v: (v.judge, v.candidate_id)) if v.candidate_id in wanted]
@@ -240,7 +240,7 @@ class JudgeStage:
         summary["this_run"] = {"seconds": round(self.seconds, 3)}
         return summary
 
-    def _judge(self, name: str, spec: Any, path: str, prompts: list[Prompt], by_prompt: dict[str, list[Candidate]]) -> None:
+    def _judge(self, name: str, spec: Any, prompts: list[Prompt], by_prompt: dict[str, list[Candidate]]) -> None:
         have = {v.candidate_id for p in self.store.shard_paths(name) for v in ShardedJsonl.read_shard(p, Verdict)}
         work = [p for p in prompts if any(c.id not in have for c in by_prompt[p.id])]
         if not work:
@@ -252,7 +252,7 @@ class JudgeStage:
         bar = _bar(name, sum(len(by_prompt[p.id]) for p in work), self.progress)
         try:
             with self.store.writer(name) as writer:
-                for chunk, verdicts in self.executor.map(judge_task(spec, path), chunks):
+                for chunk, verdicts in self.executor.map(judge_task(spec), chunks):
                     new = [v for v in verdicts if v.candidate_id not in have]
                     writer.write_many(new)
                     have.update(v.candidate_id for v in new)

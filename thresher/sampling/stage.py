@@ -56,7 +56,7 @@ def model_components(model: ModelConfig) -> dict[str, Any]:
 
     path = model.path if model.backend == "openai" else resolve_model_path(model.path)
     return {
-        "model": model_identity(path, model.args.get("revision"), model.base_url),
+        "model": model_identity(path, getattr(model.args, "revision", None), model.base_url),
         "role": model.role,
         "backend": model.backend,
         "n": model.n,
