@@ -22,6 +22,7 @@ from thresher.typed import (
 
 SFT_ONLY = ("packing", "padding_free", "completion_only_loss", "assistant_only_loss")
 DPO_ONLY = ("beta", "label_smoothing", "precompute_ref_log_probs", "sync_ref_model")
+"""TrainArgs options only one method's TRL config has: setting one for the other method is a recipe error."""
 
 
 @dataclass(slots=True)
