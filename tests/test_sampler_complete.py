@@ -34,7 +34,7 @@ def test_vllm_answers_the_rest_when_one_prompt_is_too_long(tiny_vllm):
     assert all(c.finish_reason == ERROR and "rejected by vLLM" in item_error(c) for c in rows[1])
     assert "1024" in item_error(rows[1][0]), "the reason names the model's context length"
     with pytest.raises(UserError, match=f"model 'tiny' rejected prompt '{prompts[1].id}'"):
-        raise_item_errors(rows, "tiny")
+        raise_item_errors((c for r in rows for c in r), "tiny")
 
 
 def test_complete_continues_raw_text_and_reports_a_rejected_text(tiny_vllm):

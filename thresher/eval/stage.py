@@ -116,7 +116,7 @@ def _generate(
     out = sampler.sample(prompts, params)
     if len(out) != len(prompts):
         raise RuntimeError(f"sampler {sampler.name!r} answered {len(out)} of {len(prompts)} prompts")
-    raise_item_errors(out, sampler.name)
+    raise_item_errors((c for cs in out for c in cs), sampler.name)
     write_jsonl(path, [c for cs in out for c in cs])
     return out
 

@@ -90,7 +90,7 @@ def ask(
     if len(out) != len(prompts):
         raise RuntimeError(f"sampler {sampler.name!r} returned {len(out)} results for {len(prompts)} prompts")
     if result is None:
-        raise_item_errors(out, sampler.name)
+        raise_item_errors((c for row in out for c in row), sampler.name)
         return list(out)
     rows: list[list[Candidate] | None] = []
     for text, row in zip(texts, out):

@@ -15,7 +15,7 @@ the prompt (`raise_item_errors`), since a missing answer would skew them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
 
@@ -78,14 +78,12 @@ def item_error(candidate: Candidate) -> str | None:
     return candidate.metadata.get("error", "rejected") if candidate.finish_reason == ERROR else None
 
 
-def raise_item_errors(rows: Sequence[Sequence[Candidate]], model: str) -> None:
+def raise_item_errors(candidates: Iterable[Candidate], model: str) -> None:
     """Stop with one line naming the first prompt the backend rejected (for stages that need every answer)."""
-    for row in rows:
-        for c in row:
-            why = item_error(c)
-            if why is not None:
-                bad = sum(1 for r in rows if any(item_error(x) is not None for x in r))
-                raise UserError(
-                    f"model {model!r} rejected prompt {c.prompt_id!r} ({why})"
-                    + (f"; {bad} prompts in this batch were rejected" if bad > 1 else "")
-                )
+    failed = [c for c in candidates if item_error(c) is not None]
+    if failed:
+        bad = len({c.prompt_id for c in failed})
+        raise UserError(
+            f"model {model!r} rejected prompt {failed[0].prompt_id!r} ({item_error(failed[0])})"
+            + (f"; {bad} prompts in this batch were rejected" if bad > 1 else "")
+        )

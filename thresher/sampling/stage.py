@@ -129,7 +129,6 @@ def label_candidates(rows: list[list[Candidate]], chunk: SampleChunk) -> list[Ca
     model = chunk.model
     if len(rows) != len(chunk.prompts):
         raise RuntimeError(f"sampler for {model.name!r} returned {len(rows)} rows for {len(chunk.prompts)} prompts")
-    raise_item_errors(rows, model.name)
     out = []
     for prompt, row, want in zip(chunk.prompts, rows, chunk.indices, strict=True):
         if len(row) != len(want):
@@ -259,6 +258,7 @@ class SampleStage:
         try:
             with self.store.writer(model.name) as writer:
                 for chunk, cands in self.executor.map(sampler_task(model, self.samplers.get(model.name)), chunks):
+                    raise_item_errors(cands, model.name)  # a missing answer would skew every metric downstream
                     writer.write_many(cands)
                     bar.update(len(chunk.prompts), cands)
                     self.this_run["candidates"] += len(cands)
