@@ -1,21 +1,26 @@
 """Raw completion on every backend, and a request the backend rejects is that item's error, not a crash.
 
-Runs on the session's real tiny vLLM engine (`tiny_vllm`, max_model_len 1024):
-one prompt longer than the model's context among short ones comes back as
-that item's error candidates while the others are answered, in the sampler,
-in the LLM judge (a `Verdict.error`) and in prompt synthesis (a rejected
-text with reason `request_failed`).
+The slow tests run on the session's real tiny vLLM engine (`tiny_vllm`,
+max_model_len 1024): one prompt longer than the model's context among short
+ones comes back as that item's error candidates while the others are
+answered, in the sampler, in the LLM judge (a `Verdict.error`) and in prompt
+synthesis (a rejected text with reason `request_failed`). The OpenAI backend
+is checked against a local HTTP server scripted by the test (a fake standing
+in for a hosted model), which refuses long requests with HTTP 400 as vLLM's
+server does.
 """
 
 from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from thresher.errors import UserError
 from thresher.records import Candidate, Prompt
 from thresher.sampling.params import ERROR, SamplingParams, item_error, raise_item_errors
-
-pytestmark = pytest.mark.slow
 
 LONG = "tax " * 3000
 """Far more tokens than the tiny model's 1024-token context."""
@@ -25,6 +30,7 @@ def _p(text: str) -> Prompt:
     return Prompt.create("t", [{"role": "user", "content": text}])
 
 
+@pytest.mark.slow
 def test_vllm_answers_the_rest_when_one_prompt_is_too_long(tiny_vllm):
     prompts = [_p("1+1?"), _p(LONG), _p("2+2?")]
     rows = tiny_vllm.sample(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=4, seed=0))
@@ -37,6 +43,7 @@ def test_vllm_answers_the_rest_when_one_prompt_is_too_long(tiny_vllm):
         raise_item_errors((c for r in rows for c in r), "tiny")
 
 
+@pytest.mark.slow
 def test_complete_continues_raw_text_and_reports_a_rejected_text(tiny_vllm):
     rows = tiny_vllm.complete(["<|im_start|>user\n", LONG], SamplingParams(n=3, temperature=0.0, max_tokens=5))
     assert len(rows) == 2 and [len(r) for r in rows] == [3, 3]
@@ -46,6 +53,7 @@ def test_complete_continues_raw_text_and_reports_a_rejected_text(tiny_vllm):
     assert all(item_error(c) is not None for c in rows[1])
 
 
+@pytest.mark.slow
 def test_llm_judge_records_a_rejected_request_as_that_verdicts_error(tiny_vllm):
     from thresher.judges.llm_judge import llm_judge
 
@@ -58,6 +66,7 @@ def test_llm_judge_records_a_rejected_request_as_that_verdicts_error(tiny_vllm):
         assert v.error is None or v.error.startswith("unparseable judge output")
 
 
+@pytest.mark.slow
 def test_synthesis_records_a_rejected_request_and_goes_on(tiny_vllm):
     from thresher.prompts.backtranslation import BacktranslationConfig, backtranslate
     from thresher.prompts.filters import TextFilter
@@ -69,3 +78,65 @@ def test_synthesis_records_a_rejected_request_and_goes_on(tiny_vllm):
     failed = [r for r in result.rejected if r.reason == "request_failed"]
     assert len(failed) == 1 and LONG.strip() in failed[0].text and "rejected by vLLM" in failed[0].detail["error"]
     assert result.requests >= 2 and result.reasons()["request_failed"] == 1
+
+
+class ScriptedServer:
+    """`/v1/completions` and `/v1/chat/completions` that echo the request's tail; over 1000 characters is a 400."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.bodies.append(body)
+                text = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
+                if len(text) > 1000:
+                    status, payload = 400, {"error": {"message": f"prompt has {len(text)} tokens, the limit is 1000",
+                                                      "type": "BadRequestError"}}
+                elif "prompt" in body:
+                    status, payload = 200, {"id": "c", "object": "text_completion", "created": 0, "model": "m",
+                                            "choices": [{"index": 0, "text": f"<{text[-3:]}>", "finish_reason": "stop"}]}
+                else:
+                    status, payload = 200, {
+                        "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": f"<{text[-3:]}>"}}]}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def server():
+    s = ScriptedServer()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def test_openai_complete_sends_raw_text_and_a_refused_request_is_that_items_error(server):
+    from thresher.sampling.openai_backend import OpenAISampler
+
+    sampler = OpenAISampler(server.url, "m", "served", max_retries=0)
+    rows = sampler.complete(["<|im_start|>user\n", "x" * 2000, "abc"], SamplingParams(n=2, temperature=1.0, max_tokens=4))
+    assert [[c.text for c in r] for r in (rows[0], rows[2])] == [["<er\n>"] * 2, ["<abc>"] * 2]
+    assert all(c.prompt_id == "" and item_error(c) is None for c in rows[0] + rows[2])
+    assert [item_error(c) for c in rows[1]] == ["HTTP 400: prompt has 2000 tokens, the limit is 1000"] * 2
+    raw = [b for b in server.bodies if b["prompt"] == "abc"]
+    assert len(raw) == 2 and all(b["add_special_tokens"] is False and "messages" not in b for b in raw)
+
+    chats = sampler.sample([_p("2+2?"), _p("y" * 2000)], SamplingParams(n=1, max_tokens=4))
+    assert chats[0][0].text == "<+2?>" and item_error(chats[0][0]) is None
+    assert chats[1][0].finish_reason == ERROR and chats[1][0].prompt_id == _p("y" * 2000).id

@@ -147,7 +147,8 @@ class OpenAISampler:
             ) from None
         except openai.APIStatusError as e:
             if e.status_code in (400, 413, 422):
-                return failed(prompt_id, self.name, index, f"HTTP {e.status_code}: {_short(e.message)}")
+                why = _short(str(e.message).removeprefix(f"Error code: {e.status_code} - "))
+                return failed(prompt_id, self.name, index, f"HTTP {e.status_code}: {why}")
             hint = {
                 401: f"; is ${self.api_key_env} set to a valid key?",
                 404: "; raw completion needs a /v1/completions endpoint, which vllm serve provides" if raw
