@@ -5,9 +5,9 @@ YAML inputs, a model directory that holds no model, every numeric range on
 the command line, the prompt-synthesis flags (checked before a model loads or
 an output file changes), errors of the user's environment (a path that is a
 file, a full disk, a read-only directory), and output piped into a reader
-that leaves early. The synthesis cases that need a model's answers use a
-local OpenAI-compatible HTTP server scripted by the test: a fake standing in
-for a hosted model, so its answers are known.
+that leaves early. The synthesis cases that need a model's answers use
+`FakeOpenAIServer`, a fake standing in for a hosted model, so its answers
+are known.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from fake_openai import FakeOpenAIServer
 
 from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
 
@@ -197,42 +196,6 @@ def test_a_run_that_fails_after_the_checks_leaves_the_output_as_it_was(tmp_path)
     assert out.read_text() == "precious\n" and not (tmp_path / "prompts.jsonl.partial").exists()
 
 
-class ScriptedChatServer:
-    """A local OpenAI-compatible chat server (a fake standing in for a hosted model): `answer(text)` replies."""
-
-    def __init__(self, answer):
-        owner = self
-        self.requests: list[str] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = body["messages"][-1]["content"]
-                owner.requests.append(text)
-                data = json.dumps({
-                    "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": answer(text)}}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def _in_process(argv: list[str], capsys) -> tuple[int, str]:
     from thresher.cli import main
 
@@ -242,9 +205,8 @@ def _in_process(argv: list[str], capsys) -> tuple[int, str]:
 
 def test_backtranslate_never_writes_one_prompt_id_twice(tmp_path, capsys):
     """Three responses, all answered with the same request: one prompt, the other two listed as duplicates."""
-    server = ScriptedChatServer(lambda text: "Clear and complete.\nScore: 5" if "Score: N" in text
-                                else "How do I reset my home router?")
-    try:
+    with FakeOpenAIServer(lambda text, body: (200, "Clear and complete.\nScore: 5" if "Score: N" in text
+                                              else "How do I reset my home router?")) as server:
         responses = tmp_path / "responses.jsonl"
         write_jsonl(responses, [{"text": f"Hold the reset button for {n} seconds until the lights blink, then wait."}
                                 for n in (5, 10, 15)])
@@ -252,8 +214,6 @@ def test_backtranslate_never_writes_one_prompt_id_twice(tmp_path, capsys):
         code, _ = _in_process(["prompts", "backtranslate", "--responses", str(responses), "--backend", "openai",
                                "--base-url", server.url, "--model", "served", "--out", str(out),
                                "--rejected", str(rejected)], capsys)
-    finally:
-        server.close()
     assert code == 0
     made = list(read_jsonl(out, Prompt))
     assert [p.question for p in made] == ["How do I reset my home router?"]
@@ -262,16 +222,13 @@ def test_backtranslate_never_writes_one_prompt_id_twice(tmp_path, capsys):
 
 def test_a_run_short_of_count_says_so(tmp_path, capsys):
     """Every new task repeats a seed, so nothing is kept before --max-requests runs out."""
-    server = ScriptedChatServer(lambda text: "Task 2: Write a poem about the sea.")
-    try:
+    with FakeOpenAIServer(lambda text, body: (200, "Task 2: Write a poem about the sea.")) as server:
         seeds = tmp_path / "seeds.txt"
         seeds.write_text("Write a poem about the sea.\n")
         out = tmp_path / "prompts.jsonl"
         code, err = _in_process(["prompts", "self-instruct", "--seeds", str(seeds), "--count", "3", "--backend",
                                  "openai", "--base-url", server.url, "--model", "served", "--max-requests", "2",
                                  "--no-inputs", "--out", str(out)], capsys)
-    finally:
-        server.close()
     assert code == 0 and out.read_text() == ""
     assert "made 0 of --count 3 prompts (2 model requests spent)" in err
 

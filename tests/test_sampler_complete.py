@@ -5,18 +5,14 @@ max_model_len 1024): one prompt longer than the model's context among short
 ones comes back as that item's error candidates while the others are
 answered, in the sampler, in the LLM judge (a `Verdict.error`) and in prompt
 synthesis (a rejected text with reason `request_failed`). The OpenAI backend
-is checked against a local HTTP server scripted by the test (a fake standing
-in for a hosted model), which refuses long requests with HTTP 400 as vLLM's
+is checked against `FakeOpenAIServer` (a fake standing in for a hosted model), which refuses long requests with HTTP 400 as vLLM's
 server does.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from fake_openai import FakeOpenAIServer
 
 from thresher.errors import UserError
 from thresher.records import Candidate, Prompt
@@ -80,50 +76,15 @@ def test_synthesis_records_a_rejected_request_and_goes_on(tiny_vllm):
     assert result.requests >= 2 and result.reasons()["request_failed"] == 1
 
 
-class ScriptedServer:
-    """`/v1/completions` and `/v1/chat/completions` that echo the request's tail; over 1000 characters is a 400."""
-
-    def __init__(self):
-        self.bodies: list[dict] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.bodies.append(body)
-                text = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
-                if len(text) > 1000:
-                    status, payload = 400, {"error": {"message": f"prompt has {len(text)} tokens, the limit is 1000",
-                                                      "type": "BadRequestError"}}
-                elif "prompt" in body:
-                    status, payload = 200, {"id": "c", "object": "text_completion", "created": 0, "model": "m",
-                                            "choices": [{"index": 0, "text": f"<{text[-3:]}>", "finish_reason": "stop"}]}
-                else:
-                    status, payload = 200, {
-                        "id": "c", "object": "chat.completion", "created": 0, "model": "m",
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": f"<{text[-3:]}>"}}]}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def server():
-    s = ScriptedServer()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    def reply(text: str, body: dict) -> tuple[int, str]:  # echoes the tail; over 1000 characters is refused
+        if len(text) > 1000:
+            return 400, f"prompt has {len(text)} tokens, the limit is 1000"
+        return 200, f"<{text[-3:]}>"
+
+    with FakeOpenAIServer(reply) as s:
+        yield s
 
 
 def test_openai_complete_sends_raw_text_and_a_refused_request_is_that_items_error(server):

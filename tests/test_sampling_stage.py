@@ -13,7 +13,7 @@ from thresher.config import ModelConfig
 from thresher.errors import UserError
 from thresher.prompts.arithmetic import arithmetic_suite
 from thresher.records import Candidate, parse_line, write_jsonl
-from thresher.sampling import SamplingParams, build_sampler, sample_stage
+from thresher.sampling import SamplingParams, sample_stage
 from thresher.store import ShardedJsonl
 
 
