@@ -138,7 +138,7 @@ class Loop:
         from thresher.executors import Resources
         from thresher.sampling.distributed import ExecutorSampler
 
-        backend = self.eval_cfg.args.get("backend") or (self.student.backend if self.student else "hf")
+        backend = self.eval_cfg.args.backend or (self.student.backend if self.student else "hf")
         resources = self.student.resources if self.student is not None else Resources()
         return ExecutorSampler(self.executor, ModelConfig(name="eval", path=model_path, role="student",
                                                           backend=backend, resources=resources))
