@@ -32,3 +32,7 @@ def test_a_plain_script_without_a_main_guard_judges_with_the_math_verifier(tmp_p
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "[True, False, True, True, False]"
+
+
+def test_all_lists_exactly_the_exports():
+    assert sorted(thresher.__all__) == sorted(thresher._EXPORTS)

@@ -11,7 +11,7 @@ from thresher.commands.judge import parse_spec
 from thresher.config import JudgeConfig
 from thresher.errors import UserError
 from thresher.judges import function_judge, judge_stage
-from thresher.records import Candidate, Prompt, Verdict, read_jsonl, write_jsonl
+from thresher.records import Candidate, Prompt, Verdict, write_jsonl
 from thresher.store import ShardedJsonl, read_records
 
 

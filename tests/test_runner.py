@@ -103,15 +103,16 @@ def test_lock_names_the_holder_and_is_taken_over_after_its_death(tmp_path):
     from thresher.lock import run_lock
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from thresher.lock import run_lock\n"
-         "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)", str(tmp_path)],
+        [sys.executable, "-c", ("import sys, time; from thresher.lock import run_lock\n"
+                                "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)"),
+         str(tmp_path)],
         stdout=subprocess.PIPE, text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(UserError, match=rf"another thresher process \(PID {holder.pid}\) is writing this run"):
-            with run_lock(tmp_path):
-                pass
+        taken = rf"another thresher process \(PID {holder.pid}\) is writing this run"
+        with pytest.raises(UserError, match=taken), run_lock(tmp_path):
+            pass
     finally:
         holder.kill()
         holder.wait()
@@ -139,7 +140,7 @@ def test_two_concurrent_samplers_one_works_the_other_exits_2(tiny_lm, tmp_path):
         time.sleep(0.05)
     second = _cli(*args)
     err2 = second.communicate(timeout=300)[1]
-    out1, err1 = first.communicate(timeout=300)
+    _, err1 = first.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert second.returncode == 2 and "Traceback" not in err2
     assert err2.strip().splitlines()[-1].startswith(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,9 +89,14 @@ def test_stage_reuses_a_given_engine_and_resumes_to_the_same_answers(tiny_vllm, 
     assert len(full) == 24
 
     # A run killed after two chunks (6 prompts), then resumed: the same 24 answers, no duplicates.
-    killed = tmp_path / "killed"
-    sample_stage(prompts[:6], [model], killed, samplers={"tiny": tiny_vllm}, progress=False, chunk_size=3)
-    (killed / ".complete").unlink()
+    killed = tmp_path / "run" / "candidates"
+    sample_stage(prompts, [model], killed, samplers={"tiny": tiny_vllm}, progress=False, chunk_size=3)
+    shard = next(killed.glob("shard-*.jsonl"))
+    shard.write_text("".join(shard.read_text().splitlines(keepends=True)[:18]))  # two chunks were durable
+    marker = tmp_path / "run" / ".stages" / "sample.json"
+    state = json.loads(marker.read_text())
+    state["finished"], state["parts"]["tiny"]["done"] = False, False  # as the marker is during the work
+    marker.write_text(json.dumps(state))
     sample_stage(prompts, [model], killed, samplers={"tiny": tiny_vllm}, progress=False, chunk_size=3)
     resumed = list(ShardedJsonl(killed, Candidate))
     assert len(resumed) == 24

@@ -67,7 +67,37 @@ _EXPORTS: dict[str, str] = {
 }
 """Public name -> the module that defines it."""
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BACKENDS",
+    "Candidate",
+    "DPO_RULES",
+    "JUDGES",
+    "POLICIES",
+    "PreferencePair",
+    "Prompt",
+    "Recipe",
+    "SamplingParams",
+    "Verdict",
+    "build_judge",
+    "build_policy",
+    "build_sampler",
+    "code_verifier",
+    "eval_stage",
+    "export_stage",
+    "function_judge",
+    "judge_stage",
+    "llm_judge",
+    "load_recipe",
+    "math_verifier",
+    "read_jsonl",
+    "read_records",
+    "reward_model",
+    "run_recipe",
+    "run_stage",
+    "sample_stage",
+    "train_stage",
+    "write_jsonl",
+]
 
 
 def __getattr__(name: str) -> Any:
