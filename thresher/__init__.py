@@ -69,10 +69,10 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "BACKENDS",
-    "Candidate",
     "DPO_RULES",
     "JUDGES",
     "POLICIES",
+    "Candidate",
     "PreferencePair",
     "Prompt",
     "Recipe",
