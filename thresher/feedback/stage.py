@@ -257,31 +257,6 @@ def _own(path: Path, round_dir: Path, marker: Path) -> Path | None:
     return marker if path.parent == round_dir else None
 
 
-def export_stage(
-    prompts: Sequence[Prompt],
-    candidates_path: str | os.PathLike[str],
-    verdicts_path: str | os.PathLike[str] | None,
-    round_dir: str | os.PathLike[str],
-    selection: SelectionConfig,
-    export: ExportConfig,
-    students: set[str],
-    seed: int = 0,
-    force: bool = False,
-    progress: bool = True,
-    label: str = "export",
-    eval_prompts: Sequence[Prompt] | None = None,
-) -> dict[str, Any]:
-    """Select, pair and write this round's training data; return the summary (also in the stage marker).
-
-    `students` names the models whose answers are on-policy (recipe
-    `models[].role: student`). With `eval_prompts`, a row that copies one of
-    them (see `contamination.py`) is dropped and counted. Skips all work when the marker holds the same
-    fingerprint and the outputs exist, unless `force`.
-    """
-    return export_outcome(prompts, candidates_path, verdicts_path, round_dir, selection, export, students, seed,
-                          force, progress, label, eval_prompts).summary
-
-
 def export_outcome(
     prompts: Sequence[Prompt],
     candidates_path: str | os.PathLike[str],
@@ -296,7 +271,13 @@ def export_outcome(
     label: str = "export",
     eval_prompts: Sequence[Prompt] | None = None,
 ) -> Outcome:
-    """`export_stage`, returning the runner's outcome."""
+    """Select, pair and write this round's training data; return the runner's outcome (also in the stage marker).
+
+    `students` names the models whose answers are on-policy (recipe
+    `models[].role: student`). With `eval_prompts`, a row that copies one of
+    them (see `contamination.py`) is dropped and counted. Skips all work when the marker holds the same
+    fingerprint and the outputs exist, unless `force`.
+    """
     round_dir = Path(round_dir)
     round_dir.mkdir(parents=True, exist_ok=True)
     stage = ExportStage(prompts, Path(candidates_path), None if verdicts_path is None else Path(verdicts_path),
@@ -402,3 +383,8 @@ def _summary(
         "tasks": {t: dict(sorted(c.items())) for t, c in sorted(ex.tasks.items())},
         "contamination": ex.contamination.summary(),
     }
+
+
+def export_stage(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`export_outcome(...)`'s summary: the same arguments, the stage summary it recorded (see `export_outcome`)."""
+    return export_outcome(*args, **kwargs).summary

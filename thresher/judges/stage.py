@@ -266,30 +266,6 @@ class JudgeStage:
         return format_summary(summary)
 
 
-def judge_stage(
-    prompts: list[Prompt],
-    candidates_dir: Path,
-    judges: list[JudgeConfig] | list[Judge],
-    out_dir: Path,
-    progress: bool = True,
-    *,
-    chunk_size: int = DEFAULT_CHUNK,
-    marker: Path | None = None,
-    candidates_marker: Path | None = None,
-    executor: Executor | None = None,
-    label: str = "judge",
-) -> dict[str, Any]:
-    """Judge every candidate in `candidates_dir` (a shard dir or a JSONL file) with every judge; return the summary.
-
-    `judges` are recipe configs (built here, one at a time, and closed after
-    their turn so two models never share a GPU) or ready Judge objects (left
-    open for the caller). `marker` defaults to the round's (`out_dir` is a
-    round's `verdicts/`).
-    """
-    return judge_outcome(prompts, candidates_dir, judges, out_dir, progress, chunk_size=chunk_size, marker=marker,
-                         candidates_marker=candidates_marker, executor=executor, label=label).summary
-
-
 def judge_outcome(
     prompts: list[Prompt],
     candidates_dir: Path,
@@ -303,7 +279,13 @@ def judge_outcome(
     executor: Executor | None = None,
     label: str = "judge",
 ) -> Outcome:
-    """`judge_stage`, returning the runner's outcome (which judges ran, were skipped or recomputed)."""
+    """Judge every candidate in `candidates_dir` (a shard dir or a JSONL file) with every judge; return the runner's outcome.
+
+    `judges` are recipe configs (built here, one at a time, and closed after
+    their turn so two models never share a GPU) or ready Judge objects (left
+    open for the caller). `marker` defaults to the round's (`out_dir` is a
+    round's `verdicts/`).
+    """
     out_dir = Path(out_dir)
     rd = RoundDir(out_dir.parent)
     if candidates_marker is None and Path(candidates_dir).parent == rd.path:
@@ -319,3 +301,8 @@ def _bar(name: str, total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"judge {name}", unit="cand", file=sys.stderr)
+
+
+def judge_stage(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`judge_outcome(...)`'s summary: the same arguments, the stage summary it recorded (see `judge_outcome`)."""
+    return judge_outcome(*args, **kwargs).summary

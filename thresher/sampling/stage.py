@@ -313,31 +313,6 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
 
 
-def sample_stage(
-    prompts: list[Prompt],
-    models: list[ModelConfig],
-    out_dir: Path,
-    samplers: dict[str, Sampler] | None = None,
-    progress: bool = True,
-    *,
-    chunk_size: int = DEFAULT_CHUNK,
-    shard_size: int = 10_000,
-    marker: Path | None = None,
-    executor: Executor | None = None,
-    label: str = "sample",
-) -> dict[str, Any]:
-    """Sample `model.n` candidates per prompt from every model into `out_dir` (shards); return the summary.
-
-    `samplers` maps model names to samplers the caller already built (a round
-    loop reusing a vLLM engine); other models are built from their configs and
-    closed when done. `marker` defaults to the round's (`out_dir` is a round's
-    `candidates/`). Summary: prompts, candidates, tokens, per model its
-    candidates, tokens and answers cut by max_tokens, and this run's work.
-    """
-    return sample_outcome(prompts, models, out_dir, samplers, progress, chunk_size=chunk_size,
-                          shard_size=shard_size, marker=marker, executor=executor, label=label).summary
-
-
 def sample_outcome(
     prompts: list[Prompt],
     models: list[ModelConfig],
@@ -351,8 +326,20 @@ def sample_outcome(
     executor: Executor | None = None,
     label: str = "sample",
 ) -> Outcome:
-    """`sample_stage`, returning the runner's outcome (what ran, what was skipped or recomputed)."""
+    """Sample `model.n` candidates per prompt from every model into `out_dir` (shards); return the runner's outcome.
+
+    `samplers` maps model names to samplers the caller already built (a round
+    loop reusing a vLLM engine); other models are built from their configs and
+    closed when done. `marker` defaults to the round's (`out_dir` is a round's
+    `candidates/`). Summary: prompts, candidates, tokens, per model its
+    candidates, tokens and answers cut by max_tokens, and this run's work.
+    """
     out_dir = Path(out_dir)
     stage = SampleStage(prompts, models, out_dir, marker or RoundDir(out_dir.parent).marker("sample"),
                         samplers, progress, chunk_size, shard_size, executor)
     return run_stage(stage, label, quiet=not progress)
+
+
+def sample_stage(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`sample_outcome(...)`'s summary: the same arguments, the stage summary it recorded (see `sample_outcome`)."""
+    return sample_outcome(*args, **kwargs).summary
