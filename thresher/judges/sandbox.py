@@ -27,6 +27,7 @@ program calling `exit(0)` before its tests does not pass.
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import os
@@ -212,13 +213,14 @@ def _user_process_count() -> int:
     return n
 
 
-class _SubprocessSandbox:
+class _SubprocessSandbox(abc.ABC):
     """What both built-in modes share: the working directory, the launcher, the timeout and the cleanup."""
 
     isolation = "none"
 
+    @abc.abstractmethod
     def _command(self, workdir: Path, launcher_cfg: str, limits: Limits) -> list[str]:
-        raise NotImplementedError
+        """The command line that runs the launcher in this mode's isolation."""
 
     def _program_path(self, workdir: Path) -> str:
         return str(workdir / PROGRAM)
