@@ -63,6 +63,22 @@ def test_seed_makes_sampling_reproducible(hf_sampler):
     assert len({c.text for r in a for c in r}) > 5  # sampling, not the same answer everywhere
 
 
+def test_a_prompts_answers_do_not_depend_on_its_batch(tiny_lm: Path, hf_sampler):
+    """Each answer has its own seeded stream: other chunks, other batch sizes, the same answers."""
+    from thresher.sampling.hf import HFSampler
+
+    prompts = _prompts()
+    params = SamplingParams(n=2, temperature=0.9, top_p=0.95, max_tokens=8, seed=3)
+    whole = hf_sampler.sample(prompts, params)
+    small_batches = HFSampler(str(tiny_lm), "tiny", batch_size=2)
+    chunked = small_batches.sample(prompts[3:], params) + small_batches.sample(prompts[:3], params)
+    chunked = chunked[2:] + chunked[:2]
+    assert [[c.text for c in r] for r in chunked] == [[c.text for c in r] for r in whole]
+    assert len({c.text for r in whole for c in r}) > 5
+    other_seed = hf_sampler.sample(prompts, SamplingParams(n=2, temperature=0.9, top_p=0.95, max_tokens=8, seed=4))
+    assert [[c.text for c in r] for r in other_seed] != [[c.text for c in r] for r in whole]
+
+
 def test_stop_string_ends_the_answer_and_is_dropped(hf_sampler):
     # The tiny model's greedy answer to this prompt is a run of newlines (seen in the test below).
     prompt = _prompts()[:1]

@@ -8,8 +8,11 @@ together; and a prompt's prefill runs once, its KV cache shared by its n
 answers, where `num_return_sequences=n` would compute it n times. Device and
 dtype come from accelerate and the checkpoint unless given.
 
-Seeding: a given `seed` seeds torch once per `sample` call, so the same
-prompts in the same order and batch size give the same answers.
+Seeding: each answer draws from its own random stream, seeded from the base
+seed, the prompt id and the answer's index (`hf_seeded.py`), so a prompt's
+answers do not depend on which prompts share its batch or chunk: a resumed
+stage or a cluster's replicas sample what one straight run would. Without a
+seed, a base seed is drawn from torch's generator.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from thresher.records import Candidate, Prompt
 from thresher.sampling.common import (
     cut_at_stop,
     default_model_name,
+    derive_seed,
     draws_per_prompt,
     encode_chat,
     expand_greedy,
     is_greedy,
     load_chat_tokenizer,
 )
+from thresher.sampling.hf_seeded import SeededSampling
 from thresher.sampling.params import SamplingParams
 
 
@@ -77,17 +82,14 @@ class HFSampler:
 
     def _generation_config(self, params: SamplingParams) -> Any:
         # A fresh config: the checkpoint's own sampling defaults (top_k=20, repetition
-        # penalties) must not leak in, so params mean what they mean on vLLM.
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_tokens,
-            "eos_token_id": sorted(self.eos_ids),
-            "pad_token_id": self.pad_id,
-        }
-        if is_greedy(params):
-            kwargs.update(do_sample=False)
-        else:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-        return GenerationConfig(**kwargs)
+        # penalties) must not leak in, so params mean what they mean on vLLM. Decoding is
+        # greedy over what `SeededSampling` leaves: it does the sampling, one stream per answer.
+        return GenerationConfig(
+            max_new_tokens=params.max_tokens,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+            do_sample=False,
+        )
 
     def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
         encoded = [encode_chat(self.tokenizer, p.messages) for p in prompts]
@@ -101,8 +103,7 @@ class HFSampler:
     def _run(self, encoded: list[list[int]], prompt_ids: list[str], params: SamplingParams) -> list[list[Candidate]]:
         if not encoded:
             return []
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
+        base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         config = self._generation_config(params)
         draws = draws_per_prompt(params)
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # longest first: OOM shows early
@@ -114,15 +115,21 @@ class HFSampler:
             inputs = {k: v.to(self.device) for k, v in inputs.items()}
             prompt_len = inputs["input_ids"].shape[1]
             stopping = [StopInAnswer(self.tokenizer, params.stop, prompt_len)] if params.stop else None
+            sampling = None
+            if not is_greedy(params):
+                seeds = [derive_seed(base_seed, prompts[i].id, d) for i in batch for d in range(draws)]
+                sampling = [SeededSampling(seeds, prompt_len, params.temperature, params.top_p)]
             with torch.inference_mode():
-                out = self._generate(inputs["input_ids"], inputs["attention_mask"], draws, config, stopping)
+                out = self._generate(inputs["input_ids"], inputs["attention_mask"], draws, config, stopping, sampling)
             generated = out[:, prompt_len:].tolist()
             for row, ids in enumerate(generated):
                 i = batch[row // draws]
                 results[i].append(self._candidate(prompt_ids[i], len(results[i]), ids, params))
         return [expand_greedy(c, params) for c in results]
 
-    def _generate(self, ids: torch.Tensor, mask: torch.Tensor, draws: int, config: Any, stopping: Any) -> Any:
+    def _generate(
+        self, ids: torch.Tensor, mask: torch.Tensor, draws: int, config: Any, stopping: Any, sampling: Any
+    ) -> Any:
         """`generate` with n answers per prompt, the prompt's prefill computed once and shared by all n.
 
         `num_return_sequences=n` would copy each prompt n times before the
@@ -131,7 +138,11 @@ class HFSampler:
         """
         if draws == 1 or ids.shape[1] < 2:
             return self.model.generate(
-                input_ids=ids, attention_mask=mask, generation_config=config, stopping_criteria=stopping
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                stopping_criteria=stopping,
+                logits_processor=sampling,
             )
         positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate derives them
         prefill = self.model(
@@ -149,6 +160,7 @@ class HFSampler:
             past_key_values=cache,
             generation_config=config,
             stopping_criteria=stopping,
+            logits_processor=sampling,
         )
 
     def _candidate(self, prompt_id: str, index: int, ids: list[int], params: SamplingParams) -> Candidate:
