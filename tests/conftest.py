@@ -127,3 +127,29 @@ def browser():
     driver.implicitly_wait(0)
     yield driver
     driver.quit()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real two-node Ray cluster on this machine (loopback, one CPU per node), stopped at the session's end.
+
+    Its nodes import thresher from this checkout and the tests' task helpers
+    (`tests/ray_tasks.py`) from this directory. Tests using it are slow.
+    """
+    from thresher.executors.ray_cluster import LocalRayCluster
+
+    here = Path(__file__).resolve().parent
+    path = os.pathsep.join(p for p in (str(here.parent), str(here), os.environ.get("PYTHONPATH", "")) if p)
+    with LocalRayCluster(nodes=2, cpus_per_node=1, env={"PYTHONPATH": path}) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def ray_executor(ray_cluster):
+    """A RayExecutor connected to `ray_cluster` for the whole session (this process's one Ray connection)."""
+    from thresher.executors import ExecutorConfig
+    from thresher.executors.ray import RayExecutor
+
+    executor = RayExecutor(ExecutorConfig(type="ray", address=ray_cluster.address, max_retries=2))
+    yield executor
+    executor.close()

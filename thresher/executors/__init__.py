@@ -5,7 +5,26 @@ where each chunk runs and hands the results back to the driver, which writes
 each finished chunk as one durable shard. Stages never import Ray.
 """
 
-from thresher.executors.base import ChunkTask, Executor, ExecutorConfig, Resources, build_executor
+from thresher.executors.base import (
+    ChunkFailed,
+    ChunkTask,
+    Executor,
+    ExecutorConfig,
+    Resources,
+    WorkerLost,
+    build_executor,
+    run_isolating,
+)
 from thresher.executors.local import LocalExecutor
 
-__all__ = ["ChunkTask", "Executor", "ExecutorConfig", "LocalExecutor", "Resources", "build_executor"]
+__all__ = [
+    "ChunkFailed",
+    "ChunkTask",
+    "Executor",
+    "ExecutorConfig",
+    "LocalExecutor",
+    "Resources",
+    "WorkerLost",
+    "build_executor",
+    "run_isolating",
+]

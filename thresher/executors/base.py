@@ -11,6 +11,14 @@ actors on other nodes; the local executor simply calls them in turn.
 in any order; the driver writes each result as it arrives, so a kill loses
 at most the chunks in flight. An executor retries a chunk whose worker died
 (bounded) and raises `ChunkFailed` naming the chunk when retries run out.
+
+One bad item must not end a job (one over-long prompt, one answer that
+crashes a parser): a task with `on_item_error` has its failing chunks split
+in halves down to the items that fail, and each of those gets the hook's
+error record as its result (`run_isolating`, the same in every executor).
+A worker that can no longer work at all (a dead engine) is not an item's
+fault: `run` raises `WorkerLost`, and the executor builds a fresh worker and
+retries the chunk, as if the worker had died.
 """
 
 from __future__ import annotations
@@ -54,11 +62,67 @@ class ChunkTask(Generic[W, C, R]):
     close: Callable[[W], None] | None = None
     resources: Resources = field(default_factory=Resources)
     kind: Literal["model", "cpu"] = "model"
-    """`model`: a replica holds a loaded model (an actor on Ray); `cpu`: stateless-ish CPU work (tasks on Ray)."""
+    """`model`: `resources.replicas` workers each hold a loaded model; `cpu`: one worker per
+    `resources.num_cpus` CPUs of the cluster (verifiers), spread over its nodes."""
+    on_item_error: Callable[[Any, str], Any] | None = None
+    """With it, a chunk is a sequence of items and a result a list with one entry per item; an item
+    whose `run` raises gets `on_item_error(item, error_text)` as its entry (a candidate or verdict
+    recording the error) instead of failing the chunk. Without it, an error fails the stage."""
 
 
 class ChunkFailed(UserError):
     """A chunk failed on every retry; the message names the task and the chunk."""
+
+
+class WorkerLost(RuntimeError):
+    """Raised by a task's `run` when its worker is broken for good (a dead engine): rebuild and retry."""
+
+
+def error_text(e: BaseException) -> str:
+    """One line for an error record: the exception's type and the first line of its message."""
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
+
+
+def run_isolating(task: ChunkTask[W, C, R], worker: W, chunk: C) -> R:
+    """`task.run(worker, chunk)`; with `on_item_error`, a failing chunk is split down to its failing items.
+
+    Halving finds k bad items among n in about k * log2(n) extra runs, and a
+    chunk that failed only because it was too big (out of memory) succeeds
+    in halves. `WorkerLost` is never isolated: the worker, not an item, failed.
+    """
+    try:
+        return task.run(worker, chunk)
+    except WorkerLost:
+        raise
+    except Exception as e:  # noqa: BLE001 - with a hook, any item's failure is that item's record
+        if task.on_item_error is None:
+            raise
+        items = list(chunk)  # type: ignore[call-overload]
+        if len(items) <= 1:
+            return [task.on_item_error(item, error_text(e)) for item in items]  # type: ignore[return-value]
+        mid = len(items) // 2
+        left = run_isolating(task, worker, items[:mid])  # type: ignore[arg-type]
+        right = run_isolating(task, worker, items[mid:])  # type: ignore[arg-type]
+        return [*left, *right]  # type: ignore[return-value]
+
+
+def describe_chunk(chunk: Any, index: int, total: int) -> str:
+    """`chunk 3/12 (256 items: p1f3.. to 9ac0..)`: where a failure happened, in words a user can search for."""
+    try:
+        items = list(chunk)
+    except TypeError:
+        return f"chunk {index + 1}/{total}"
+
+    def ident(item: Any) -> str | None:
+        if isinstance(item, (tuple, list)) and item:
+            item = item[0]
+        value = getattr(item, "id", None)
+        return str(value) if value is not None else None
+
+    ids = [i for i in (ident(items[0]), ident(items[-1])) if i] if items else []
+    span = f": {ids[0]} to {ids[-1]}" if len(ids) == 2 and len(items) > 1 else (f": {ids[0]}" if ids else "")
+    return f"chunk {index + 1}/{total} ({len(items)} item{'s' if len(items) != 1 else ''}{span})"
 
 
 class Executor(Protocol):
@@ -79,7 +143,8 @@ class ExecutorConfig:
     address: str | None = None
     """Ray: `auto` (a running cluster), `ray://host:port`, or None to start a local one."""
     max_retries: int = 3
-    """Ray: times a chunk is retried after its worker or node died, before the stage fails naming it."""
+    """Times a chunk is retried after its worker or node died (or raised `WorkerLost`), before the
+    stage fails naming it."""
     chunk_size: int | None = None
     """Prompts per chunk (default: the stage's own)."""
     args: dict[str, Any] = field(default_factory=dict)
@@ -98,7 +163,7 @@ def build_executor(cfg: ExecutorConfig | None = None) -> Executor:
     if cfg.type == "local":
         from thresher.executors.local import LocalExecutor
 
-        return LocalExecutor()
+        return LocalExecutor(max_retries=cfg.max_retries)
     try:
         from thresher.executors.ray import RayExecutor
     except ImportError as e:
