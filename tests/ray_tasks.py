@@ -1,4 +1,4 @@
-"""Chunk tasks the executor tests ship to Ray workers, built from thresher's real builders.
+"""Helpers the executor tests ship to Ray workers along with the stages' own chunk tasks.
 
 Module-level functions (and `functools.partial` of them), so they pickle by
 reference: the test cluster's nodes have this directory on their PYTHONPATH.
@@ -8,43 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from thresher.config import JudgeConfig, ModelConfig
-from thresher.executors import ChunkTask, Resources, WorkerLost
-from thresher.judges.base import close_judge
-from thresher.judges.registry import build_judge
-from thresher.records import Candidate, Prompt, Verdict
-from thresher.sampling.pool import build_sampler, close_sampler
-from thresher.sampling.stage import model_params
-
-
-def sample_chunk(model: ModelConfig, sampler: Any, prompts: list[Prompt]) -> list[list[Candidate]]:
-    """One chunk of sampling: every prompt's n candidates, in prompt order."""
-    return sampler.sample(prompts, model_params(model))
-
-
-def sample_chunk_rejecting(model: ModelConfig, sampler: Any, prompts: list[Prompt]) -> list[list[Candidate]]:
-    """Like `sample_chunk`, but the whole call fails when one prompt is one the engine rejects.
-
-    The stand-in for vLLM refusing a prompt longer than the model's context:
-    one bad prompt fails the whole batch it is in, as engines do.
-    """
-    bad = [p.id for p in prompts if p.metadata.get("reject")]
-    if bad:
-        raise ValueError(f"prompt {bad[0]} is longer than the model's context")
-    return sample_chunk(model, sampler, prompts)
-
-
-def error_candidates(model: ModelConfig, prompt: Prompt, error: str) -> list[Candidate]:
-    """A prompt the engine failed on: its n candidates record the error instead of an answer."""
-    return [
-        Candidate(prompt.id, model.name, i, "", num_tokens=0, finish_reason="error", metadata={"error": error})
-        for i in range(model.n)
-    ]
-
+from thresher.executors import WorkerLost
 
 _MET: set[str] = set()
 
@@ -77,33 +44,16 @@ def with_pid(run: Any, worker: Any, chunk: Any, barrier: tuple[str, int] | None 
     return (os.getpid(), node), run(worker, chunk)
 
 
-def sampling_task(
-    model: ModelConfig, replicas: int = 2, tag_pid: bool = False, barrier: tuple[str, int] | None = None
-) -> ChunkTask:
-    run = partial(sample_chunk, model)
-    return ChunkTask(
-        name=f"sample {model.name}",
-        build=partial(build_sampler, model),
-        run=partial(with_pid, run, barrier=barrier) if tag_pid else run,
-        close=close_sampler,
-        resources=Resources(replicas=replicas, num_cpus=1),
-    )
+def rejecting(run: Any, worker: Any, chunk: Any) -> Any:
+    """`run`, except that the whole call fails when one of the chunk's prompts is marked `reject`.
 
-
-def judge_chunk(judge: Any, items: list[tuple[Prompt, list[Candidate]]]) -> list[list[Verdict]]:
-    """One chunk of judging: each prompt with all its candidates."""
-    return judge.judge([p for p, _ in items], [cs for _, cs in items])
-
-
-def judging_task(cfg: JudgeConfig, tag_pid: bool = False, barrier: tuple[str, int] | None = None) -> ChunkTask:
-    return ChunkTask(
-        name=f"judge {cfg.name or cfg.type}",
-        build=partial(build_judge, cfg),
-        run=partial(with_pid, judge_chunk, barrier=barrier) if tag_pid else judge_chunk,
-        close=close_judge,
-        kind="cpu",
-        resources=Resources(num_cpus=1),
-    )
+    The stand-in, on the transformers backend, for an engine refusing a
+    prompt longer than its context: one bad prompt fails the batch it is in.
+    """
+    bad = [p.id for p in chunk.prompts if p.metadata.get("reject")]
+    if bad:
+        raise ValueError(f"prompt {bad[0]} is longer than the model's context")
+    return run(worker, chunk)
 
 
 def build_counter(marker_dir: str) -> dict[str, Any]:

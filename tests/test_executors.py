@@ -21,7 +21,7 @@ def _square_unless_negative(calls: list[int], worker: object, chunk: list[int]) 
 def test_failing_items_are_isolated_into_error_records():
     calls: list[int] = []
     task = ChunkTask("square", build=dict, run=partial(_square_unless_negative, calls),
-                     on_item_error=lambda item, err: f"error on {item}: {err}")
+                     on_item_error=lambda one, err: [f"error on {one[0]}: {err}"])
     out = run_isolating(task, None, [1, 2, -3, 4, 5, 6, -7, 8])
     assert out == [1, 4, "error on -3: ValueError: negative item among 1", 16, 25, 36,
                    "error on -7: ValueError: negative item among 1", 64]
@@ -45,7 +45,7 @@ def test_worker_lost_is_not_isolated_and_the_local_executor_rebuilds(tmp_path):
 
     from ray_tasks import run_always_losing_worker, run_losing_worker_once
 
-    task = ChunkTask("lossy", build=build, run=run_losing_worker_once, on_item_error=lambda i, e: None)
+    task = ChunkTask("lossy", build=build, run=run_losing_worker_once, on_item_error=lambda one, e: [None])
     assert list(LocalExecutor(max_retries=1).map(task, [[2, 3], [4]])) == [([2, 3], [4, 9]), ([4], [16])]
     assert len(builds) == 3  # the first worker, then one per chunk whose first run lost it
 
@@ -73,3 +73,28 @@ def test_chunks_are_named_by_position_and_item_ids():
 def test_build_executor_local_takes_the_retry_bound():
     ex = build_executor(ExecutorConfig(type="local", max_retries=5))
     assert isinstance(ex, LocalExecutor) and ex.max_retries == 5
+
+
+@pytest.mark.slow
+def test_a_prompt_longer_than_the_engines_context_becomes_error_candidates(tiny_vllm, tiny_lm):
+    """A real vLLM engine refuses a prompt beyond max_model_len (1024 tokens here): only that prompt fails."""
+    from thresher.config import ModelConfig
+    from thresher.sampling import SamplingParams
+    from thresher.sampling.stage import plan_chunks, sampler_task
+
+    model = ModelConfig(name="tiny", path=str(tiny_lm), backend="vllm", n=2,
+                        sampling=SamplingParams(temperature=1.0, max_tokens=6, seed=3))
+    questions = ["What is 2 + 2?", "word " * 1500, "Name a prime.", "7 - 5?"]
+    prompts = [Prompt.create("t", [{"role": "user", "content": q}]) for q in questions]
+    task = sampler_task(model, sampler=tiny_vllm)
+    [(chunk, cands)] = list(LocalExecutor().map(task, plan_chunks(model, [(p, [0, 1]) for p in prompts], 4)))
+    long_id = prompts[1].id
+    assert len(cands) == 8
+    bad = [c for c in cands if c.prompt_id == long_id]
+    assert [(c.index, c.finish_reason, c.text) for c in bad] == [(0, "error", ""), (1, "error", "")]
+    assert bad[0].metadata["error"].startswith("VLLMValidationError: This model's maximum context length is 1024")
+    good = [c for c in cands if c.prompt_id != long_id]
+    assert all(c.finish_reason in ("stop", "length") and c.num_tokens for c in good)
+    rest = [p for p in prompts if p.id != long_id]
+    [(_, clean)] = list(LocalExecutor().map(task, plan_chunks(model, [(p, [0, 1]) for p in rest], 4)))
+    assert {c.id: c.text for c in good} == {c.id: c.text for c in clean}

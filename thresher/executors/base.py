@@ -14,8 +14,9 @@ at most the chunks in flight. An executor retries a chunk whose worker died
 
 One bad item must not end a job (one over-long prompt, one answer that
 crashes a parser): a task with `on_item_error` has its failing chunks split
-in halves down to the items that fail, and each of those gets the hook's
-error record as its result (`run_isolating`, the same in every executor).
+in halves (`split`) down to the single items that fail, and each of those
+gets the hook's error records as its result (`run_isolating`, the same in
+every executor). Results are lists, so the halves' results concatenate.
 A worker that can no longer work at all (a dead engine) is not an item's
 fault: `run` raises `WorkerLost`, and the executor builds a fresh worker and
 retries the chunk, as if the worker had died.
@@ -64,10 +65,12 @@ class ChunkTask(Generic[W, C, R]):
     kind: Literal["model", "cpu"] = "model"
     """`model`: `resources.replicas` workers each hold a loaded model; `cpu`: one worker per
     `resources.num_cpus` CPUs of the cluster (verifiers), spread over its nodes."""
-    on_item_error: Callable[[Any, str], Any] | None = None
-    """With it, a chunk is a sequence of items and a result a list with one entry per item; an item
-    whose `run` raises gets `on_item_error(item, error_text)` as its entry (a candidate or verdict
-    recording the error) instead of failing the chunk. Without it, an error fails the stage."""
+    on_item_error: Callable[[C, str], R] | None = None
+    """`on_item_error(chunk_of_one_item, error_text)`: the result for one item whose `run` raised
+    (candidates or verdicts recording the error), so the rest of its chunk is kept. Results must
+    then be lists (halves concatenate). Without it, an error fails the stage."""
+    split: Callable[[C], Sequence[C]] | None = None
+    """Halves of a chunk, or nothing for a chunk of one item (default: halves of a list or tuple)."""
 
 
 class ChunkFailed(UserError):
@@ -84,6 +87,15 @@ def error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg[0]}" if msg else type(e).__name__
 
 
+def halves(chunk: Any) -> list[Any]:
+    """The default `split`: a list or tuple cut in two; nothing for one item."""
+    items = list(chunk)
+    if len(items) <= 1:
+        return []
+    mid = len(items) // 2
+    return [items[:mid], items[mid:]]
+
+
 def run_isolating(task: ChunkTask[W, C, R], worker: W, chunk: C) -> R:
     """`task.run(worker, chunk)`; with `on_item_error`, a failing chunk is split down to its failing items.
 
@@ -98,19 +110,23 @@ def run_isolating(task: ChunkTask[W, C, R], worker: W, chunk: C) -> R:
     except Exception as e:  # noqa: BLE001 - with a hook, any item's failure is that item's record
         if task.on_item_error is None:
             raise
-        items = list(chunk)  # type: ignore[call-overload]
-        if len(items) <= 1:
-            return [task.on_item_error(item, error_text(e)) for item in items]  # type: ignore[return-value]
-        mid = len(items) // 2
-        left = run_isolating(task, worker, items[:mid])  # type: ignore[arg-type]
-        right = run_isolating(task, worker, items[mid:])  # type: ignore[arg-type]
-        return [*left, *right]  # type: ignore[return-value]
+        parts = (task.split or halves)(chunk)
+        if not parts:
+            return task.on_item_error(chunk, error_text(e))
+        out: list[Any] = []
+        for part in parts:
+            out.extend(run_isolating(task, worker, part))  # type: ignore[call-overload]
+        return out  # type: ignore[return-value]
 
 
 def describe_chunk(chunk: Any, index: int, total: int) -> str:
-    """`chunk 3/12 (256 items: p1f3.. to 9ac0..)`: where a failure happened, in words a user can search for."""
+    """`chunk 3/12 (256 items: p1f3.. to 9ac0..)`: where a failure happened, in words a user can search for.
+
+    A stage's chunk record (`SampleChunk`, `JudgeChunk`) is named by its prompts.
+    """
+    prompts = getattr(chunk, "prompts", None)
     try:
-        items = list(chunk)
+        items = list(prompts if prompts is not None else chunk)
     except TypeError:
         return f"chunk {index + 1}/{total}"
 

@@ -181,12 +181,38 @@ def _length(p: Prompt) -> int:
     return sum(len(m["content"]) for m in p.messages)
 
 
+def split_sample_chunk(chunk: SampleChunk) -> list[SampleChunk]:
+    """Halves of a chunk's prompts (nothing for one prompt): how a failing chunk is narrowed down."""
+    if len(chunk.prompts) <= 1:
+        return []
+    mid = len(chunk.prompts) // 2
+    return [replace(chunk, prompts=chunk.prompts[:mid], indices=chunk.indices[:mid]),
+            replace(chunk, prompts=chunk.prompts[mid:], indices=chunk.indices[mid:])]
+
+
+def failed_candidates(chunk: SampleChunk, error: str) -> list[Candidate]:
+    """The candidates of a prompt the engine failed on (one too long for its context): empty answers
+    with finish_reason "error" and the error in metadata, so the job goes on and nothing trains on them."""
+    model = chunk.model
+    return [
+        Candidate(p.id, model.name, i, "", num_tokens=0, finish_reason="error",
+                  metadata={"role": model.role, "error": error})
+        for p, indices in zip(chunk.prompts, chunk.indices, strict=True)
+        for i in indices
+    ]
+
+
 def sampler_task(model: ModelConfig, sampler: Sampler | None = None) -> ChunkTask[Any, SampleChunk, list[Candidate]]:
-    """The executor task of one model: build its sampler once per replica (or use the one given)."""
+    """The executor task of one model: build its sampler once per replica (or use the one given).
+
+    A prompt that makes the sampler raise becomes error candidates (`failed_candidates`) instead of
+    failing its chunk; the executor narrows the chunk down to it (`split_sample_chunk`).
+    """
     if sampler is not None:
-        return ChunkTask(f"sample {model.name}", partial(_given, sampler), sample_chunk, None, Resources(), "model")
+        return ChunkTask(f"sample {model.name}", partial(_given, sampler), sample_chunk, None, Resources(), "model",
+                         on_item_error=failed_candidates, split=split_sample_chunk)
     return ChunkTask(f"sample {model.name}", partial(build_sampler, model), sample_chunk, close_sampler,
-                     model.resources, "model")
+                     model.resources, "model", on_item_error=failed_candidates, split=split_sample_chunk)
 
 
 def _given(sampler: Sampler) -> Sampler:
@@ -276,13 +302,16 @@ def _summary(
 ) -> dict[str, Any]:
     wanted_prompts = {p.id for p in prompts}
     n_of = {m.name: m.n for m in models}
-    per_model: dict[str, dict[str, int]] = {m.name: {"candidates": 0, "tokens": 0, "truncated": 0} for m in models}
+    per_model: dict[str, dict[str, int]] = {
+        m.name: {"candidates": 0, "tokens": 0, "truncated": 0, "errors": 0} for m in models
+    }
     for c in store.unique(lambda c: c.id):
         if c.prompt_id in wanted_prompts and c.model in n_of and c.index < n_of[c.model]:
             row = per_model[c.model]
             row["candidates"] += 1
             row["tokens"] += c.num_tokens or 0
             row["truncated"] += c.finish_reason == "length"
+            row["errors"] += c.finish_reason == "error"
     for m in models:
         expected = len(prompts) * m.n
         if per_model[m.name]["candidates"] != expected:
@@ -305,6 +334,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     rate = f", {run.get('tokens', 0) / secs:.0f} tok/s this run" if secs and run.get("tokens") else ""
     per = "; ".join(
         f"{name}: {r['candidates']} candidates, {r['tokens']} tokens, {r['truncated']} truncated"
+        + (f", {r['errors']} failed" if r.get("errors") else "")
         for name, r in summary["models"].items()
     )
     return (
