@@ -7,6 +7,7 @@ from functools import partial
 import pytest
 
 from thresher.executors import ChunkFailed, ChunkTask, ExecutorConfig, LocalExecutor, WorkerLost, build_executor
+from thresher.errors import UserError
 from thresher.executors.base import describe_chunk, run_isolating
 from thresher.records import Prompt
 
@@ -27,6 +28,15 @@ def test_failing_items_are_isolated_into_error_records():
                    "error on -7: ValueError: negative item among 1", 64]
     # 8 fails; [1,2,-3,4] fails; [1,2] passes; [-3,4] fails; -3 and 4 alone; the same on the right half.
     assert calls == [8, 4, 2, 2, 1, 1, 4, 2, 2, 1, 1]
+
+
+def test_user_errors_are_not_isolated():
+    def unreachable(worker: object, chunk: list[int]) -> list[int]:
+        raise UserError("server http://127.0.0.1:9/v1 is unreachable")
+
+    task = ChunkTask("ask", build=dict, run=unreachable, on_item_error=lambda one, err: ["recorded"])
+    with pytest.raises(UserError, match="unreachable"):
+        run_isolating(task, None, [1, 2, 3])
 
 
 def test_without_a_hook_the_error_propagates():

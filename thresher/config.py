@@ -247,6 +247,15 @@ class TrainConfig:
     """Longest training row in tokens (longer rows are truncated); null: no limit."""
     args: TrainArgs = field(default_factory=TrainArgs)
     """Further TRL options (see TrainArgs)."""
+    launcher: Literal["inline", "accelerate"] = "inline"
+    """`inline`: train in this process; `accelerate`: `accelerate launch` several processes (GPUs)
+    and wait for them (DDP, or FSDP / DeepSpeed ZeRO as `config_file` says)."""
+    num_processes: PositiveInt | None = None
+    """Launcher accelerate: training processes, one per GPU (default: the config file's, else 1)."""
+    config_file: str | None = None
+    """Launcher accelerate: an `accelerate config` YAML (distributed type, FSDP / DeepSpeed settings)."""
+    launch_args: list[str] = field(default_factory=list)
+    """Launcher accelerate: more `accelerate launch` flags (`--main_process_port`, `--num_machines`, ...)."""
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -264,6 +273,11 @@ class TrainConfig:
         for key in wrong:
             if getattr(self.args, key) is not None:
                 raise ConfigError(join("args", key), f"is not an option of method {self.method!r}")
+        if self.launcher == "inline" and (self.num_processes or self.config_file or self.launch_args):
+            key = "num_processes" if self.num_processes else ("config_file" if self.config_file else "launch_args")
+            raise ConfigError(key, "only used with launcher: accelerate")
+        if self.config_file is not None and not Path(os.path.expanduser(self.config_file)).is_file():
+            raise ConfigError("config_file", f"no such file {self.config_file!r}")
 
 
 @dataclass(slots=True)

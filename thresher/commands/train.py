@@ -16,14 +16,16 @@ Either way the model, its tokenizer, `train_log.json` (the loss curve) and
 data, base model or settings) trains again and says why, and a killed one
 resumes from the last checkpoint.
 
-Multi-GPU: start it through accelerate, e.g.
-    accelerate launch -m thresher.cli train --data sft.jsonl --model M --out OUT
+Several GPUs: `--launcher accelerate --num-processes 8 [--accelerate-config fsdp.yaml]` (or the
+recipe's `train: {launcher: accelerate, ...}`) runs the trainer under `accelerate launch` and
+waits for it; DDP by default, FSDP or DeepSpeed ZeRO as the config file says.
 
 Examples:
     thresher train --run runs/x --round 1
     thresher train --data runs/x/round_1/sft.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --out runs/x/round_1/model
     thresher train --data dpo.jsonl --model ./student --out ./dpo_model --method dpo --lora
     thresher train --data dpo.jsonl --model ./student --out ./rm --method reward
+    thresher train --run runs/x --round 1 --launcher accelerate --num-processes 8 --accelerate-config fsdp.yaml
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ HELP = "train on exported data with TRL (SFT, DPO or a reward model; full or LoR
 
 
 FLAGS = {"learning_rate": "--lr", "epochs": "--epochs", "batch_size": "--batch-size", "max_length": "--max-length",
-         "lora_r": "--lora-r", "method": "--method"}
+         "lora_r": "--lora-r", "method": "--method", "num_processes": "--num-processes",
+         "config_file": "--accelerate-config", "launcher": "--launcher"}
 """TrainConfig fields -> the flags that set them, so a range error names the flag the user typed."""
 
 
@@ -62,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--ref-model", help="DPO reference model (default: the base model)")
     how.add_argument("--seed", type=int, help="seed (default 0, or the recipe's)")
     how.add_argument("--report-to", default="none", help="trainer logging integration: none, wandb, tensorboard")
+    many = parser.add_argument_group("several GPUs (override the recipe's train.launcher)")
+    many.add_argument("--launcher", choices=["inline", "accelerate"],
+                      help="inline: this process (default); accelerate: `accelerate launch` and wait for it")
+    many.add_argument("--num-processes", type=int, metavar="N", help="with accelerate: training processes (GPUs)")
+    many.add_argument("--accelerate-config", metavar="FILE.yaml",
+                      help="with accelerate: an `accelerate config` file (DDP, FSDP, DeepSpeed ZeRO)")
     add_output_arguments(parser)
 
 
@@ -74,8 +83,15 @@ def _config(args: argparse.Namespace, base: Any) -> Any:
 
     changes = {k: v for k, v in {
         "epochs": args.epochs, "learning_rate": args.lr, "batch_size": args.batch_size,
-        "max_length": args.max_length, "lora": args.lora,
+        "max_length": args.max_length, "lora": args.lora, "num_processes": args.num_processes,
+        "config_file": args.accelerate_config,
     }.items() if v is not None}
+    if args.launcher is not None:
+        changes["launcher"] = args.launcher
+        if args.launcher == "inline":  # the recipe's launch settings no longer apply
+            changes.update(num_processes=None, config_file=None, launch_args=[])
+    elif args.num_processes is not None or args.accelerate_config is not None:
+        changes["launcher"] = "accelerate"  # asking for processes or a config means launching them
     if args.no_merge:
         changes["merge_lora"] = False
     if args.method in ("sft", "dpo"):

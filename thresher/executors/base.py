@@ -101,11 +101,13 @@ def run_isolating(task: ChunkTask[W, C, R], worker: W, chunk: C) -> R:
 
     Halving finds k bad items among n in about k * log2(n) extra runs, and a
     chunk that failed only because it was too big (out of memory) succeeds
-    in halves. `WorkerLost` is never isolated: the worker, not an item, failed.
+    in halves. Not isolated: `WorkerLost` (the worker, not an item, failed)
+    and `UserError` (a setting or the environment is wrong, an unreachable
+    server: every item would fail the same way, so the stage stops and says so).
     """
     try:
         return task.run(worker, chunk)
-    except WorkerLost:
+    except (WorkerLost, UserError):
         raise
     except Exception as e:  # noqa: BLE001 - with a hook, any item's failure is that item's record
         if task.on_item_error is None:

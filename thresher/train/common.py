@@ -238,6 +238,7 @@ def train_and_save(trainer: Any, out_dir: Path, merge_lora: bool, summary: dict[
         done.update(
             saved="merged" if is_peft and merge_lora else ("adapter" if is_peft else "full"),
             steps=trainer.state.global_step,
+            processes=trainer.accelerator.num_processes,
             train_loss=result.training_loss,
             first_loss=losses[0] if losses else None,
             final_loss=losses[-1] if losses else None,

@@ -90,7 +90,12 @@ class TrainStage:
         for f in self.files:
             if not Path(f).is_file():
                 raise UserError(f"{f}: no such export; run the export stage for this round first")
-        if self.method == "sft":
+        if self.cfg.launcher == "accelerate":  # several processes (GPUs): launched, waited for, then read back
+            from thresher.train.launch import launch_training
+
+            launch_training(self.method, self.base_model, self.files, self.out_dir, self.cfg, self.seed,
+                            self.report_to, self.ref_model)
+        elif self.method == "sft":
             from thresher.train.sft import train_sft
 
             train_sft(self.base_model, self.files, self.out_dir, self.cfg, seed=self.seed, report_to=self.report_to)
