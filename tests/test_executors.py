@@ -84,27 +84,3 @@ def test_build_executor_local_takes_the_retry_bound():
     ex = build_executor(ExecutorConfig(type="local", max_retries=5))
     assert isinstance(ex, LocalExecutor) and ex.max_retries == 5
 
-
-@pytest.mark.slow
-def test_a_prompt_longer_than_the_engines_context_becomes_error_candidates(tiny_vllm, tiny_lm):
-    """A real vLLM engine refuses a prompt beyond max_model_len (1024 tokens here): only that prompt fails."""
-    from thresher.config import ModelConfig
-    from thresher.sampling import SamplingParams
-    from thresher.sampling.stage import plan_chunks, sampler_task
-
-    model = ModelConfig(name="tiny", path=str(tiny_lm), backend="vllm", n=2,
-                        sampling=SamplingParams(temperature=1.0, max_tokens=6, seed=3))
-    questions = ["What is 2 + 2?", "word " * 1500, "Name a prime.", "7 - 5?"]
-    prompts = [Prompt.create("t", [{"role": "user", "content": q}]) for q in questions]
-    task = sampler_task(model, sampler=tiny_vllm)
-    [(chunk, cands)] = list(LocalExecutor().map(task, plan_chunks(model, [(p, [0, 1]) for p in prompts], 4)))
-    long_id = prompts[1].id
-    assert len(cands) == 8
-    bad = [c for c in cands if c.prompt_id == long_id]
-    assert [(c.index, c.finish_reason, c.text) for c in bad] == [(0, "error", ""), (1, "error", "")]
-    assert bad[0].metadata["error"].startswith("VLLMValidationError: This model's maximum context length is 1024")
-    good = [c for c in cands if c.prompt_id != long_id]
-    assert all(c.finish_reason in ("stop", "length") and c.num_tokens for c in good)
-    rest = [p for p in prompts if p.id != long_id]
-    [(_, clean)] = list(LocalExecutor().map(task, plan_chunks(model, [(p, [0, 1]) for p in rest], 4)))
-    assert {c.id: c.text for c in good} == {c.id: c.text for c in clean}

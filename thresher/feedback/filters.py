@@ -64,8 +64,6 @@ class CandidateFilter:
     def reason(self, candidate: Candidate, task: str) -> str | None:
         """Why this candidate must not be used, or None when it passes."""
         c = self.config
-        if candidate.finish_reason == "error":
-            return "sampling_error"
         text = candidate.text
         stripped = text.strip()
         if len(stripped) < c.min_chars:

@@ -9,7 +9,8 @@ answers, where `num_return_sequences=n` would compute it n times. Device and
 dtype come from accelerate and the checkpoint unless given.
 
 Seeding: each answer draws from its own random stream, seeded from the base
-seed, the prompt id and the answer's index (`hf_seeded.py`), so a prompt's
+seed, the prompt id (a raw completion: its text) and the answer's index
+(`hf_seeded.py`), so a prompt's
 answers do not depend on which prompts share its batch or chunk: a resumed
 stage or a cluster's replicas sample what one straight run would. Without a
 seed, a base seed is drawn from torch's generator.
@@ -93,14 +94,17 @@ class HFSampler:
 
     def sample(self, prompts: Sequence[Prompt], params: SamplingParams) -> list[list[Candidate]]:
         encoded = [encode_chat(self.tokenizer, p.messages) for p in prompts]
-        return self._run(encoded, [p.id for p in prompts], params)
+        ids = [p.id for p in prompts]
+        return self._run(encoded, ids, params, ids)
 
     def complete(self, texts: Sequence[str], params: SamplingParams) -> list[list[Candidate]]:
         """Raw continuations of `texts`, encoded without extra special tokens (a rendered template has its BOS)."""
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        return self._run(encoded, [""] * len(texts), params)
+        return self._run(encoded, [""] * len(texts), params, list(texts))  # a raw text seeds its own stream
 
-    def _run(self, encoded: list[list[int]], prompt_ids: list[str], params: SamplingParams) -> list[list[Candidate]]:
+    def _run(
+        self, encoded: list[list[int]], prompt_ids: list[str], params: SamplingParams, seed_keys: list[str]
+    ) -> list[list[Candidate]]:
         if not encoded:
             return []
         base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
@@ -117,7 +121,7 @@ class HFSampler:
             stopping = [StopInAnswer(self.tokenizer, params.stop, prompt_len)] if params.stop else None
             sampling = None
             if not is_greedy(params):
-                seeds = [derive_seed(base_seed, prompts[i].id, d) for i in batch for d in range(draws)]
+                seeds = [derive_seed(base_seed, seed_keys[i], d) for i in batch for d in range(draws)]
                 sampling = [SeededSampling(seeds, prompt_len, params.temperature, params.top_p)]
             with torch.inference_mode():
                 out = self._generate(inputs["input_ids"], inputs["attention_mask"], draws, config, stopping, sampling)

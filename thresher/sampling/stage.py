@@ -33,7 +33,7 @@ from thresher.executors import ChunkTask, Executor, LocalExecutor, Resources
 from thresher.records import Candidate, Prompt
 from thresher.runner import Outcome, run_stage
 from thresher.sampling.common import check_model_path, derive_seed
-from thresher.sampling.params import Sampler, SamplingParams, raise_item_errors
+from thresher.sampling.params import Sampler, SamplingParams, failed, raise_item_errors
 from thresher.sampling.pool import build_sampler, close_sampler
 from thresher.store import RoundDir, ShardedJsonl
 
@@ -191,22 +191,17 @@ def split_sample_chunk(chunk: SampleChunk) -> list[SampleChunk]:
 
 
 def failed_candidates(chunk: SampleChunk, error: str) -> list[Candidate]:
-    """The candidates of a prompt the engine failed on (one too long for its context): empty answers
-    with finish_reason "error" and the error in metadata, so the job goes on and nothing trains on them."""
-    model = chunk.model
-    return [
-        Candidate(p.id, model.name, i, "", num_tokens=0, finish_reason="error",
-                  metadata={"role": model.role, "error": error})
-        for p, indices in zip(chunk.prompts, chunk.indices, strict=True)
-        for i in indices
-    ]
+    """The candidates of a prompt whose sampling raised (it failed the whole batch it was in): item
+    errors like a backend's own rejections (`failed`), which the stage then reports by prompt."""
+    return label_candidates([[failed(p.id, chunk.model.name, i, error) for i in indices]
+                             for p, indices in zip(chunk.prompts, chunk.indices, strict=True)], chunk)
 
 
 def sampler_task(model: ModelConfig, sampler: Sampler | None = None) -> ChunkTask[Any, SampleChunk, list[Candidate]]:
     """The executor task of one model: build its sampler once per replica (or use the one given).
 
-    A prompt that makes the sampler raise becomes error candidates (`failed_candidates`) instead of
-    failing its chunk; the executor narrows the chunk down to it (`split_sample_chunk`).
+    A prompt whose sampling raises becomes item errors (`failed_candidates`) instead of failing the
+    other prompts of its chunk; the executor narrows the chunk down to it (`split_sample_chunk`).
     """
     if sampler is not None:
         return ChunkTask(f"sample {model.name}", partial(_given, sampler), sample_chunk, None, Resources(), "model",
@@ -302,16 +297,13 @@ def _summary(
 ) -> dict[str, Any]:
     wanted_prompts = {p.id for p in prompts}
     n_of = {m.name: m.n for m in models}
-    per_model: dict[str, dict[str, int]] = {
-        m.name: {"candidates": 0, "tokens": 0, "truncated": 0, "errors": 0} for m in models
-    }
+    per_model: dict[str, dict[str, int]] = {m.name: {"candidates": 0, "tokens": 0, "truncated": 0} for m in models}
     for c in store.unique(lambda c: c.id):
         if c.prompt_id in wanted_prompts and c.model in n_of and c.index < n_of[c.model]:
             row = per_model[c.model]
             row["candidates"] += 1
             row["tokens"] += c.num_tokens or 0
             row["truncated"] += c.finish_reason == "length"
-            row["errors"] += c.finish_reason == "error"
     for m in models:
         expected = len(prompts) * m.n
         if per_model[m.name]["candidates"] != expected:
@@ -334,7 +326,6 @@ def format_summary(summary: dict[str, Any]) -> str:
     rate = f", {run.get('tokens', 0) / secs:.0f} tok/s this run" if secs and run.get("tokens") else ""
     per = "; ".join(
         f"{name}: {r['candidates']} candidates, {r['tokens']} tokens, {r['truncated']} truncated"
-        + (f", {r['errors']} failed" if r.get("errors") else "")
         for name, r in summary["models"].items()
     )
     return (
