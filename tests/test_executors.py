@@ -6,8 +6,8 @@ from functools import partial
 
 import pytest
 
-from thresher.executors import ChunkFailed, ChunkTask, ExecutorConfig, LocalExecutor, WorkerLost, build_executor
 from thresher.errors import UserError
+from thresher.executors import ChunkFailed, ChunkTask, ExecutorConfig, LocalExecutor, WorkerLost, build_executor
 from thresher.executors.base import describe_chunk, run_isolating
 from thresher.records import Prompt
 

@@ -89,7 +89,7 @@ def test_math_judging_spreads_over_both_nodes_and_equals_local(ray_executor, tmp
               for k, text in enumerate(answers)] for i, p in enumerate(prompts)]
     chunks = [JudgeChunk(prompts[s : s + 5], cands[s : s + 5]) for s in range(0, 40, 5)]
     cfg = JudgeConfig(type="math", args={"workers": 1, "timeout": 30})
-    task = judge_task(cfg, "judges[0]")
+    task = judge_task(cfg)
     assert task.kind == "cpu"
     tagged, order = _collect(ray_executor, _tagged(task, tmp_path), chunks)
     assert sorted(order) == list(range(8))

@@ -94,7 +94,7 @@ def test_a_killed_driver_reruns_only_the_missing_chunks(ray_cluster, ray_executo
     before = on_disk()
     assert 9 <= before < 36 and before % 3 == 0  # whole chunks only: a chunk is written in one flush
 
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     marker = json.loads((run / "round_1" / ".stages" / "sample.json").read_text())
     assert marker["finished"] and marker["summary"]["this_run"]["candidates"] == 36 - before

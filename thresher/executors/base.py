@@ -109,7 +109,7 @@ def run_isolating(task: ChunkTask[W, C, R], worker: W, chunk: C) -> R:
         return task.run(worker, chunk)
     except (WorkerLost, UserError):
         raise
-    except Exception as e:  # noqa: BLE001 - with a hook, any item's failure is that item's record
+    except Exception as e:
         if task.on_item_error is None:
             raise
         parts = (task.split or halves)(chunk)

@@ -266,7 +266,7 @@ class RayExecutor:
         if closing:
             try:
                 ray.wait(closing, num_returns=len(closing), timeout=CLOSE_TIMEOUT_S)
-            except Exception:  # noqa: BLE001 - best effort: the actors are killed next either way
+            except Exception:  # noqa: BLE001, S110 - best effort: the actors are killed next either way
                 pass
         for s in slots:
             _kill(s.actor)
@@ -286,5 +286,5 @@ def _remote_replica() -> Any:
 def _kill(actor: Any) -> None:
     try:
         ray.kill(actor, no_restart=True)
-    except Exception:  # noqa: BLE001 - already dead, or its node is gone
+    except Exception:  # noqa: BLE001, S110 - already dead, or its node is gone
         pass

@@ -63,19 +63,22 @@ def _signal_session(sid: int, sig: int) -> None:
 
 
 class LocalRayCluster:
-    """`ray start --head` plus `ray start --address` workers on 127.0.0.x, each `cpus_per_node` CPUs.
+    """`ray start --head` plus `ray start --address` workers on 127.0.0.x, each with `cpus_per_node` CPUs.
 
     Use as a context manager, or `start()` / `stop()`. `address` is what a
     driver passes to `ray.init` (or `executor.address`).
     """
 
-    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int = 100, env: dict | None = None):
+    def __init__(self, nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int = 100, env: dict | None = None,
+                 first_host: int = 2):
+        self.first_host = first_host
+        """Nodes get 127.0.0.<first_host>, <first_host + 1>, ...: two clusters on one machine keep apart."""
         self.cpus_per_node = cpus_per_node
         self.object_store_mb = object_store_mb
         self.want_nodes = nodes
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         self.temp_dir = Path(tempfile.mkdtemp(prefix="thresher-ray-"))
-        self.head_ip = "127.0.0.2"
+        self.head_ip = self._node_ip(0)
         self.port = _free_port(self.head_ip)
         self.address = f"{self.head_ip}:{self.port}"
         self.procs: list[subprocess.Popen] = []
@@ -115,12 +118,11 @@ class LocalRayCluster:
             self.stop()
             raise
 
-    @staticmethod
-    def _node_ip(index: int) -> str:
-        return f"127.0.0.{index + 2}"
+    def _node_ip(self, index: int) -> str:
+        return f"127.0.0.{self.first_host + index}"
 
     def add_node(self, wait: bool = True, index: int | None = None, attempts: int = 3) -> subprocess.Popen:
-        """One more worker node (127.0.0.<index + 2>); by default waits until it has joined.
+        """One more worker node (the next loopback address); by default waits until it has joined.
 
         On a busy machine a joining node can time out talking to the head and exit;
         it is started again, up to `attempts` times.
@@ -144,10 +146,11 @@ class LocalRayCluster:
     def alive_ips(self) -> set[str]:
         """Addresses of the nodes the cluster counts as alive (a GCS lookup from a short-lived driver)."""
         code = (
-            "import ray; ray.init(address=%r, log_to_driver=False, logging_level='ERROR');"
-            "print(' '.join(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))" % self.address
+            f"import ray; ray.init(address={self.address!r}, log_to_driver=False, logging_level='ERROR');"
+            "print(' '.join(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=120)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=120,
+                             check=False)
         lines = out.stdout.strip().splitlines()
         return set(lines[-1].split()) if out.returncode == 0 and lines else set()
 
