@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -155,11 +154,8 @@ def run_thresher(args: argparse.Namespace, model: Path, prompts: list, replicas:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="gpu-scale-"))
-    try:
-        return measure(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="gpu-scale-") as work:
+        return measure(Path(work))
 
 
 def measure(work: Path) -> int:

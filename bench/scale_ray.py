@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # its own loopback clusters; a token file in ~/.ray must not matter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the math bench's item makers
 
@@ -130,11 +130,8 @@ def alternate(name: str, repeats: int, one, two) -> tuple[float, float]:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="scale-ray-"))
-    try:
-        return measure(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="scale-ray-") as work:
+        return measure(Path(work))
 
 
 def measure(work: Path) -> int:

@@ -140,6 +140,7 @@ def ray_cluster():
 
     here = Path(__file__).resolve().parent
     path = os.pathsep.join(p for p in (str(here.parent), str(here), os.environ.get("PYTHONPATH", "")) if p)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # loopback only; a token file in ~/.ray must not matter
     with LocalRayCluster(nodes=2, cpus_per_node=1, env={"PYTHONPATH": path}) as cluster:
         yield cluster
 

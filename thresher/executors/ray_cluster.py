@@ -66,7 +66,8 @@ class LocalRayCluster:
     """`ray start --head` plus `ray start --address` workers on 127.0.0.x, each with `cpus_per_node` CPUs.
 
     Use as a context manager, or `start()` / `stop()`. `address` is what a
-    driver passes to `ray.init` (or `executor.address`).
+    driver passes to `ray.init` (or `executor.address`); the driver's
+    `RAY_AUTH_MODE` must match the cluster's (`disabled` unless set).
     """
 
     def __init__(self, nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int = 100, env: dict | None = None,
@@ -76,7 +77,9 @@ class LocalRayCluster:
         self.cpus_per_node = cpus_per_node
         self.object_store_mb = object_store_mb
         self.want_nodes = nodes
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+        # Ray turns token authentication on when ~/.ray/auth_token exists; a loopback test cluster runs
+        # without it unless the caller's environment says otherwise (drivers must use the same mode).
+        self.env = {"RAY_AUTH_MODE": "disabled", **os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         self.temp_dir = Path(tempfile.mkdtemp(prefix="thresher-ray-"))
         self.head_ip = self._node_ip(0)
         self.port = _free_port(self.head_ip)
