@@ -159,7 +159,8 @@ class ExecutorConfig:
 
     type: Literal["local", "ray"] = "local"
     address: str | None = None
-    """Ray: `auto` (a running cluster), `ray://host:port`, or None to start a local one."""
+    """Ray: `auto` (the cluster this machine belongs to), `HOST:PORT`, `ray://HOST:PORT` (Ray Client), or None:
+    `RAY_ADDRESS` if set, else a new local cluster."""
     max_retries: int = 3
     """Times a chunk is retried after its worker or node died (or raised `WorkerLost`), before the
     stage fails naming it."""

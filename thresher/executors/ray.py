@@ -39,6 +39,7 @@ below.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,7 @@ from thresher.executors.base import (
 
 C = TypeVar("C")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 PLACEMENT_TIMEOUT_S = 600.0
 """How long a stage waits with no replica placed at all (the cluster full, or an autoscaler adding nodes)."""
@@ -217,6 +219,10 @@ class RayExecutor:
                             ) from None
                         pending.appendleft(index)
                         self.retried_chunks += 1
+                        log.warning("%s: a replica was lost (%s); %s goes to another one (retry %d of %d)",
+                                    task.name, error_text(cause).split(". ")[0][:120],
+                                    describe_chunk(chunks[index], index, len(chunks)), losses[index],
+                                    self.cfg.max_retries)
                     continue
                 if what == "placed":
                     slot.state = "building" if slot.state == "placing" else slot.state
