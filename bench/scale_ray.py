@@ -162,7 +162,8 @@ def measure(work: Path) -> int:
                         sampling=SamplingParams(temperature=1.0, max_tokens=args.max_tokens, seed=1))
     to_sample = sampling_prompts(args.prompts)
     print(f"{len(cands)} math answers ({args.expensive} expensive); {len(to_sample)} prompts x {args.n} to sample; "
-          f"{os.cpu_count()} CPUs on this machine", flush=True)
+          f"{os.cpu_count()} CPUs on this machine, load average {os.getloadavg()[0]:.1f} (two nodes of one CPU "
+          "each can only scale on two idle cores)", flush=True)
 
     with LocalRayCluster(nodes=1, env={"PYTHONPATH": path}, first_host=2) as one, \
             LocalRayCluster(nodes=2, env={"PYTHONPATH": path}, first_host=10) as two:
@@ -184,6 +185,7 @@ def measure(work: Path) -> int:
         n_cands = len(to_sample) * args.n
         print(f"hf sampling: 1 node {hf_one:.1f}s ({n_cands / hf_one:.1f} candidates/s), "
               f"2 nodes {hf_two:.1f}s ({n_cands / hf_two:.1f} candidates/s); identical candidates", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"expensive math judging: 1 node / 2 nodes speedup {math_one / math_two:.2f}")
     print(f"hf sampling: 1 node / 2 nodes speedup {hf_one / hf_two:.2f}")
     return 0
