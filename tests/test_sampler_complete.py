@@ -40,6 +40,28 @@ def test_vllm_answers_the_rest_when_one_prompt_is_too_long(tiny_vllm):
 
 
 @pytest.mark.slow
+def test_sample_stage_records_a_rejected_prompt_and_export_drops_it(tiny_vllm, tiny_lm, tmp_path):
+    """One over-long prompt in a round: its candidates are that item's recorded error, the stage finishes."""
+    from thresher.config import ExportConfig, ModelConfig, SelectionConfig
+    from thresher.feedback.stage import export_stage
+    from thresher.sampling.stage import sample_stage
+    from thresher.store import read_records
+
+    prompts = [_p("1+1?"), _p(LONG), _p("2+2?")]
+    model = ModelConfig(name="tiny", path=str(tiny_lm), n=2, sampling=SamplingParams(max_tokens=4, seed=0))
+    rd = tmp_path / "round_1"
+    summary = sample_stage(prompts, [model], rd / "candidates", samplers={"tiny": tiny_vllm}, progress=False)
+    assert summary["candidates"] == 6 and summary["models"]["tiny"]["errors"] == 2
+    assert summary["models"]["tiny"]["error_example"].startswith(f"prompt {prompts[1].id}: rejected by vLLM")
+    cands = list(read_records(rd / "candidates", Candidate))
+    assert sorted(c.id for c in cands if item_error(c)) == [f"{prompts[1].id}/tiny/{i}" for i in range(2)]
+    out = export_stage(prompts, rd / "candidates", None, rd, SelectionConfig("random", {"k": 1}),
+                       ExportConfig(args={"filters": {"drop_truncated": False}}), set(), progress=False)
+    assert out["candidates"]["filtered"] == {"sampling_error": 2}
+    assert out["exports"]["sft"]["rows"] == 2 and out["no_pass"]["prompt_ids"] == [prompts[1].id]
+
+
+@pytest.mark.slow
 def test_complete_continues_raw_text_and_reports_a_rejected_text(tiny_vllm):
     rows = tiny_vllm.complete(["<|im_start|>user\n", LONG], SamplingParams(n=3, temperature=0.0, max_tokens=5))
     assert len(rows) == 2 and [len(r) for r in rows] == [3, 3]

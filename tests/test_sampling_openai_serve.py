@@ -75,7 +75,7 @@ def test_cli_samples_from_the_server(tiny_vllm_server: str, tmp_path: Path):
             "2",
             "--max-tokens",
             "5",
-            "--out",
+            "--run",
             str(tmp_path / "run"),
         ],
         check=False,
@@ -84,6 +84,6 @@ def test_cli_samples_from_the_server(tiny_vllm_server: str, tmp_path: Path):
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    cands = list(ShardedJsonl(tmp_path / "run" / "candidates", Candidate))
+    cands = list(ShardedJsonl(tmp_path / "run" / "round_1" / "candidates", Candidate))
     assert Counter(c.model for c in cands) == {"tiny": 10}
-    assert "sampled 10 candidates for 5 prompts" in r.stderr
+    assert "10 candidates for 5 prompts" in r.stderr and "10 sampled in" in r.stderr

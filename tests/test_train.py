@@ -86,7 +86,7 @@ def test_unknown_trainer_arg_names_its_key(tmp_path):
 
     from thresher.train.common import trainer_config
 
-    with pytest.raises(ConfigError, match=r"train\.args\.warmup_ratioo"):
+    with pytest.raises(ConfigError, match=r"args\.warmup_ratioo: unknown key"):
         trainer_config(SFTConfig, TrainConfig(args={"warmup_ratioo": 0.1}), tmp_path, 0, "none")
     args = trainer_config(SFTConfig, TrainConfig(args={"max_steps": 3}), tmp_path, 0, "none")
     assert args.max_steps == 3 and args.use_cpu and not args.bf16

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from thresher.errors import ConfigError
 from thresher.records import Candidate
+from thresher.sampling.params import item_error
 from thresher.typed import NonNegativeInt, PositiveInt, check_fields
 
 DEFAULT_FORBID = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>"]
@@ -64,6 +65,8 @@ class CandidateFilter:
     def reason(self, candidate: Candidate, task: str) -> str | None:
         """Why this candidate must not be used, or None when it passes."""
         c = self.config
+        if item_error(candidate) is not None:  # the backend rejected the request: there is no answer
+            return "sampling_error"
         text = candidate.text
         stripped = text.strip()
         if len(stripped) < c.min_chars:

@@ -9,9 +9,8 @@ answers, where `num_return_sequences=n` would compute it n times. Device and
 dtype come from accelerate and the checkpoint unless given.
 
 Seeding: each answer draws from its own random stream, seeded from the base
-seed, the prompt id (a raw completion: its text) and the answer's index
-(`hf_seeded.py`), so a prompt's
-answers do not depend on which prompts share its batch or chunk: a resumed
+seed, the prompt id (a raw completion: its position in the call, as with
+vLLM) and the answer's index (`hf_seeded.py`), so a prompt's answers do not depend on which prompts share its batch or chunk: a resumed
 stage or a cluster's replicas sample what one straight run would. Without a
 seed, a base seed is drawn from torch's generator.
 """
@@ -100,7 +99,8 @@ class HFSampler:
     def complete(self, texts: Sequence[str], params: SamplingParams) -> list[list[Candidate]]:
         """Raw continuations of `texts`, encoded without extra special tokens (a rendered template has its BOS)."""
         encoded = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        return self._run(encoded, [""] * len(texts), params, list(texts))  # a raw text seeds its own stream
+        # Seeded by position, as the vLLM backend does: repeats of one text in a call (Magpie's prefix) differ.
+        return self._run(encoded, [""] * len(texts), params, [f"complete\x1f{i}" for i in range(len(texts))])
 
     def _run(
         self, encoded: list[list[int]], prompt_ids: list[str], params: SamplingParams, seed_keys: list[str]

@@ -9,8 +9,10 @@ context, a 400 from a server) does not stop a batch: it comes back as that
 item's candidates with `finish_reason == "error"` and the reason in
 `metadata["error"]` (`item_error`). Callers decide what an item's failure
 means: a judge records it as the verdict's error, prompt synthesis as a
-rejected text, and the sampling and eval stages stop with a message naming
-the prompt (`raise_item_errors`), since a missing answer would skew them.
+rejected text, the sampling stage keeps it as that candidate's recorded error
+(counted in its summary; export drops it as `sampling_error`), and eval stops
+with a message naming the prompt (`raise_item_errors`), since a held-out
+prompt without an answer would skew its metric.
 """
 
 from __future__ import annotations

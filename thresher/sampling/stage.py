@@ -33,7 +33,7 @@ from thresher.executors import ChunkTask, Executor, LocalExecutor, Resources
 from thresher.records import Candidate, Prompt
 from thresher.runner import Outcome, run_stage
 from thresher.sampling.common import check_model_path, derive_seed
-from thresher.sampling.params import Sampler, SamplingParams, failed, raise_item_errors
+from thresher.sampling.params import Sampler, SamplingParams, failed, item_error
 from thresher.sampling.pool import build_sampler, close_sampler
 from thresher.store import RoundDir, ShardedJsonl
 
@@ -279,7 +279,6 @@ class SampleStage:
         try:
             with self.store.writer(model.name) as writer:
                 for chunk, cands in self.executor.map(sampler_task(model, self.samplers.get(model.name)), chunks):
-                    raise_item_errors(cands, model.name)  # a missing answer would skew every metric downstream
                     writer.write_many(cands)
                     bar.update(len(chunk.prompts), cands)
                     self.this_run["candidates"] += len(cands)
@@ -297,13 +296,18 @@ def _summary(
 ) -> dict[str, Any]:
     wanted_prompts = {p.id for p in prompts}
     n_of = {m.name: m.n for m in models}
-    per_model: dict[str, dict[str, int]] = {m.name: {"candidates": 0, "tokens": 0, "truncated": 0} for m in models}
+    per_model: dict[str, dict[str, Any]] = {
+        m.name: {"candidates": 0, "tokens": 0, "truncated": 0, "errors": 0} for m in models
+    }
     for c in store.unique(lambda c: c.id):
         if c.prompt_id in wanted_prompts and c.model in n_of and c.index < n_of[c.model]:
             row = per_model[c.model]
             row["candidates"] += 1
             row["tokens"] += c.num_tokens or 0
             row["truncated"] += c.finish_reason == "length"
+            if (why := item_error(c)) is not None:  # recorded, not fatal: export drops it as sampling_error
+                row["errors"] += 1
+                row.setdefault("error_example", f"prompt {c.prompt_id}: {why}")
     for m in models:
         expected = len(prompts) * m.n
         if per_model[m.name]["candidates"] != expected:
@@ -326,6 +330,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     rate = f", {run.get('tokens', 0) / secs:.0f} tok/s this run" if secs and run.get("tokens") else ""
     per = "; ".join(
         f"{name}: {r['candidates']} candidates, {r['tokens']} tokens, {r['truncated']} truncated"
+        + (f", {r['errors']} rejected by the backend (first: {r['error_example']})" if r.get("errors") else "")
         for name, r in summary["models"].items()
     )
     return (
