@@ -93,24 +93,17 @@ def pairwise_accuracy(model_path: str | Path, rows: Sequence[dict[str, Any]], ba
     """Fraction of pairs whose chosen answer the reward model scores above the rejected one.
 
     Rows are TRL preference rows (`prompt`, `chosen`, `rejected` message
-    lists); each side is formatted with the model's chat template, as the
-    trainer formats it.
+    lists). Each side is formatted and scored by the `rm` judge's own code
+    (chat template as the trainer applies it, right padding), so this number
+    and the judge's ranking can never disagree about formatting.
     """
-    import torch
+    from thresher.judges.reward_model import reward_model
 
     if not rows:
         raise ValueError("pairwise_accuracy: no pairs given")
-    tokenizer = load_tokenizer(str(model_path))
-    model = load_reward_model(str(model_path), tokenizer.pad_token_id).eval()
-    texts = []
-    for r in rows:
-        prompt = list(r.get("prompt") or [])
-        texts.append(tokenizer.apply_chat_template(prompt + list(r["chosen"]), tokenize=False))
-        texts.append(tokenizer.apply_chat_template(prompt + list(r["rejected"]), tokenize=False))
-    scores: list[float] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True)
-            scores.extend(model(**batch).logits[:, 0].float().tolist())
+    judge = reward_model(str(model_path), batch_size=batch_size, max_length=1 << 30)
+    chats = [list(r.get("prompt") or []) + list(r[side]) for r in rows for side in ("chosen", "rejected")]
+    scores = judge.score_ids(judge.formatter.encode([judge.formatter.render(c) for c in chats]))
+    judge.close()
     wins = sum(1 for i in range(0, len(scores), 2) if scores[i] > scores[i + 1])
     return wins / len(rows)
