@@ -93,8 +93,12 @@ def test_reference_must_share_the_tokenizer_and_args_are_typed(tiny_lm, tmp_path
     other = save_model(new_causal_lm(tok, 0, num_hidden_layers=1), tok, tmp_path / "other")
     with pytest.raises(UserError, match="does not share the tokenizer"):
         loglik_judge(str(tiny_lm), reference=str(other))
-    with pytest.raises(ConfigError, match=r"judges\[0\]\.args\.score"):
-        build_judge(JudgeConfig(type="loglik", args={"model": str(tiny_lm), "score": "best"}))
+    with pytest.raises(ConfigError, match=r"^args\.score: "):
+        JudgeConfig(type="loglik", args={"model": str(tiny_lm), "score": "best"})
+    with pytest.raises(ConfigError, match=r"^args\.batch_size: "):
+        JudgeConfig(type="loglik", args={"model": str(tiny_lm), "batch_size": 0})
+    judge = build_judge(JudgeConfig(type="loglik", name="teacher", args={"model": str(tiny_lm), "score": "total"}))
+    assert (judge.name, judge.kind, judge.score_kind) == ("teacher", "reward", "total")
     with pytest.raises(UserError, match="cannot load"):
         loglik_judge(str(tmp_path))
 

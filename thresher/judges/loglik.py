@@ -30,23 +30,12 @@ from typing import Any, Literal
 from thresher.errors import UserError
 from thresher.judges.base import check_shapes, unflatten
 from thresher.judges.chat_inputs import ChatFormatter, length_sorted_batches, right_pad
+from thresher.judges.devices import device_and_dtype
 from thresher.records import Candidate, Prompt, Verdict
 from thresher.typed import PositiveInt
 
 _PROBE = "What is 12 + 30? 答案是42。"
 """Text both tokenizers must split alike before a reference model is accepted."""
-
-
-def _device_and_dtype(path: str, device: str | None, dtype: str | None) -> tuple[str, Any]:
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype is None:
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise UserError(f"likelihood judge {path}: dtype {dtype!r} is not a torch dtype (float32, bfloat16, ...)")
-    return device, torch_dtype
 
 
 def _load_lm(path: str, device: str, dtype: Any) -> Any:
@@ -95,7 +84,7 @@ class LoglikJudge:
         self.score_kind = score or ("total" if reference else "mean")
         self.batch_size = batch_size
         self.max_length = max_length
-        self.device, torch_dtype = _device_and_dtype(model, device, dtype)
+        self.device, torch_dtype = device_and_dtype(f"likelihood judge {model}", device, dtype)
         self.tokenizer = load_chat_tokenizer(model)
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -24,14 +24,9 @@ from typing import Any
 from thresher.errors import UserError
 from thresher.judges.base import check_shapes, unflatten
 from thresher.judges.chat_inputs import ChatFormatter, length_sorted_batches, right_pad
+from thresher.judges.devices import device_and_dtype
 from thresher.records import Candidate, Prompt, Verdict
 from thresher.typed import PositiveInt
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class RewardModelJudge:
@@ -49,7 +44,6 @@ class RewardModelJudge:
         truncate: bool = False,
         name: str = "rm",
     ):
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if batch_size < 1:
@@ -59,12 +53,7 @@ class RewardModelJudge:
         self.batch_size = batch_size
         self.max_length = max_length
         self.truncate = truncate
-        self.device = device or _default_device()
-        if dtype is None:
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
-        torch_dtype = getattr(torch, dtype, None)
-        if not isinstance(torch_dtype, torch.dtype):
-            raise UserError(f"reward model {model}: dtype {dtype!r} is not a torch dtype (float32, bfloat16, ...)")
+        self.device, torch_dtype = device_and_dtype(f"reward model {model}", device, dtype)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             self.model = AutoModelForSequenceClassification.from_pretrained(model, dtype=torch_dtype)
