@@ -80,3 +80,49 @@ def test_bad_model_path_and_dtype_are_user_errors(tmp_path, tiny_rm):
         reward_model(str(tmp_path / "nope"))
     with pytest.raises(UserError, match="dtype 'float99'"):
         reward_model(str(tiny_rm), dtype="float99")
+
+
+TRIMMING = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}<|im_end|>\n{% endfor %}"
+)
+"""A template that edits answers (strips them): splicing the answer into one rendering would be wrong."""
+QWEN_STYLE = (
+    "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+)
+
+
+@pytest.mark.parametrize("template", [None, QWEN_STYLE, TRIMMING], ids=["chatml", "qwen-newline", "trimming"])
+def test_each_prompt_is_rendered_once_and_inputs_equal_full_renders(tiny_rm, template):
+    """Splicing answers into one rendering per prompt gives the template's own text, or is not used."""
+    from transformers import AutoTokenizer
+
+    from thresher.judges.chat_inputs import ChatFormatter
+
+    tok = AutoTokenizer.from_pretrained(tiny_rm)
+    if template is not None:
+        tok.chat_template = template
+    fmt = ChatFormatter(tok)
+    assert fmt.splices is (template is not TRIMMING)
+    prompts, cands = _data(4, 3, seed=5)
+    cands[0][0] = Candidate(prompts[0].id, "m", 0, "  padded answer \n")
+    calls = 0
+    real = tok.apply_chat_template
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)
+
+    tok.apply_chat_template = counting
+    got = fmt.encode_pairs(prompts, [[c.text for c in row] for row in cands])
+    assert calls == (len(prompts) if fmt.splices else sum(len(row) for row in cands))
+    tok.apply_chat_template = real
+    want = [
+        tok(real([*p.messages, {"role": "assistant", "content": c.text}], tokenize=False), add_special_tokens=False)[
+            "input_ids"
+        ]
+        for p, row in zip(prompts, cands)
+        for c in row
+    ]
+    assert got == want

@@ -15,6 +15,8 @@ Judge SPECs:
     math                       final answer vs Prompt.reference (math-verify, worker processes)
     code                       candidate code vs Prompt.tests in a sandbox (bubblewrap if installed)
     rm:PATH                    a sequence-classification reward model
+    loglik:PATH                a causal LM's mean log-probability per answer token
+    loglik:PATH:REF_PATH       DPO's implicit reward: log-ratio of the model at PATH to the one at REF_PATH
     llm:PATH[:MODE]            an LLM judge on a local model (backend hf, or --llm-backend vllm);
                                MODE is pointwise (default), pairwise or listwise
     llm:URL[:MODE]             an LLM judge on an OpenAI-compatible server (http://host:port/v1);
@@ -52,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Candidate JSONL file or shard directory, recorded into the round (default: the round's candidates)",
     )
     what.add_argument(
-        "--judge", action="append", default=[], metavar="SPEC", help="math, code, rm:PATH, llm:PATH_OR_URL[:MODE]"
+        "--judge", action="append", default=[], metavar="SPEC",
+        help="math, code, rm:PATH, loglik:PATH[:REF_PATH], llm:PATH_OR_URL[:MODE]",
     )
     add_recipe_arguments(parser, "the judges (its `judges:` list)")
     add_run_arguments(parser, "round to judge (default: the latest round with candidates)")
@@ -97,6 +100,9 @@ def parse_spec(spec: str, args: argparse.Namespace) -> Any:
         return JudgeConfig(type=kind)
     if kind == "rm" and rest:
         return JudgeConfig(type="rm", args={"model": rest})
+    if kind == "loglik" and rest:
+        model, _, reference = rest.partition(":")
+        return JudgeConfig(type="loglik", args={"model": model, **({"reference": reference} if reference else {})})
     if kind == "llm" and rest:
         mode = "pointwise"
         head, _, last = rest.rpartition(":")
@@ -111,7 +117,8 @@ def parse_spec(spec: str, args: argparse.Namespace) -> Any:
             model = args.llm_model or served_model(rest)
             return JudgeConfig(type="llm", args={"model": model, "backend": "openai", "base_url": rest, **common})
         return JudgeConfig(type="llm", args={"model": rest, "backend": args.llm_backend, **common})
-    raise UserError(f"--judge {spec!r}: expected math, code, rm:PATH or llm:PATH_OR_URL[:{'|'.join(MODES)}]")
+    raise UserError(f"--judge {spec!r}: expected math, code, rm:PATH, loglik:PATH[:REF_PATH] or "
+                    f"llm:PATH_OR_URL[:{'|'.join(MODES)}]")
 
 
 def _unique_names(configs: list[Any]) -> list[Any]:

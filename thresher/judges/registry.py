@@ -29,6 +29,7 @@ from thresher.errors import ConfigError
 from thresher.judges.base import Judge
 from thresher.judges.code import code_verifier
 from thresher.judges.llm_judge import llm_judge
+from thresher.judges.loglik import loglik_judge
 from thresher.judges.math import math_verifier
 from thresher.judges.reward_model import reward_model
 from thresher.typed import args_type, call_args, checks, from_data, join
@@ -101,6 +102,7 @@ JUDGES: dict[str, Callable[..., Judge]] = {
     "math": math_verifier,
     "code": code_verifier,
     "rm": reward_model,
+    "loglik": loglik_judge,
     "llm": checks(_check_llm)(llm_judge),
     "gate": gate,
     "ensemble": ensemble,

@@ -1,12 +1,15 @@
 """Reward-model judge: any `AutoModelForSequenceClassification` scoring (prompt, candidate) chats.
 
-Each candidate is formatted with the reward model's own chat template (the
-prompt's messages plus the candidate as the assistant turn), so the model sees
-what it was trained on. Scoring is batched over length-sorted inputs (little
-padding, so batches are cheap) with right padding: a causal model then scores
-each sequence exactly as alone, at its last real token, which is where
-transformers' sequence-classification heads pool (the rightmost token that is
-not the pad id). Scores equal one-at-a-time scoring to ~1e-5 in float32.
+Each candidate is formatted exactly as TRL's RewardTrainer formats a
+training pair: the prompt's messages plus the candidate as the assistant
+turn, through the model's own chat template, tokenized with no extra special
+tokens (`chat_inputs.ChatFormatter`: one rendering per prompt, one batched
+tokenizer call). Scoring is batched over length-sorted inputs (little
+padding, so batches are cheap) with right padding, as the trainer's collator
+pads: a causal model then scores each sequence exactly as alone, at its last
+real token, which is where transformers' sequence-classification heads pool
+(the rightmost token that is not the pad id) in training and here alike.
+Scores equal one-at-a-time scoring to ~1e-5 in float32.
 
 An input longer than `max_length` is a `Verdict.error` unless `truncate` is
 set: a reward model that never saw the end of an answer has no business
@@ -19,15 +22,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from thresher.errors import UserError
-from thresher.judges.base import check_shapes
+from thresher.judges.base import check_shapes, unflatten
+from thresher.judges.chat_inputs import ChatFormatter, length_sorted_batches, right_pad
+from thresher.judges.devices import device_and_dtype
 from thresher.records import Candidate, Prompt, Verdict
 from thresher.typed import PositiveInt
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class RewardModelJudge:
@@ -45,7 +44,6 @@ class RewardModelJudge:
         truncate: bool = False,
         name: str = "rm",
     ):
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if batch_size < 1:
@@ -55,12 +53,7 @@ class RewardModelJudge:
         self.batch_size = batch_size
         self.max_length = max_length
         self.truncate = truncate
-        self.device = device or _default_device()
-        if dtype is None:
-            dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
-        torch_dtype = getattr(torch, dtype, None)
-        if not isinstance(torch_dtype, torch.dtype):
-            raise UserError(f"reward model {model}: dtype {dtype!r} is not a torch dtype (float32, bfloat16, ...)")
+        self.device, torch_dtype = device_and_dtype(f"reward model {model}", device, dtype)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             self.model = AutoModelForSequenceClassification.from_pretrained(model, dtype=torch_dtype)
@@ -76,31 +69,23 @@ class RewardModelJudge:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.formatter = ChatFormatter(self.tokenizer)
 
     def encode(self, prompt: Prompt, candidate: Candidate) -> list[int]:
         """Token ids of the chat (prompt messages + the candidate as assistant), untruncated."""
-        if self.tokenizer.chat_template:
-            messages = [*prompt.messages, {"role": "assistant", "content": candidate.text}]
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False)
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        # Encoder reward models without a chat template (DeBERTa-style) read (question, answer) pairs.
-        return self.tokenizer(prompt.question, candidate.text)["input_ids"]
+        return self.formatter.encode_pairs([prompt], [[candidate.text]])[0]
 
     def score_ids(self, ids: Sequence[list[int]], batch_size: int | None = None) -> list[float]:
         """Scores for token sequences, in input order; batches are formed over length-sorted sequences."""
         import torch
 
-        bs = batch_size or self.batch_size
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         scores: list[float] = [0.0] * len(ids)
+        pad_id = self.model.config.pad_token_id
         with torch.inference_mode():
-            for start in range(0, len(order), bs):
-                chunk = order[start : start + bs]
-                batch = self.tokenizer.pad(
-                    {"input_ids": [ids[i] for i in chunk]}, padding=True, return_tensors="pt"
-                ).to(self.device)
+            for chunk in length_sorted_batches([len(x) for x in ids], batch_size or self.batch_size):
+                input_ids, mask = right_pad([ids[i] for i in chunk], pad_id)
                 logits = self.model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False
                 ).logits
                 for i, s in zip(chunk, logits[:, 0].float().tolist()):
                     scores[i] = s
@@ -108,11 +93,11 @@ class RewardModelJudge:
 
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         check_shapes(prompts, candidates)
-        flat = [(p, c) for p, cs in zip(prompts, candidates) for c in cs]
-        encoded = [self.encode(p, c) for p, c in flat]
+        flat = [c for cs in candidates for c in cs]
+        encoded = self.formatter.encode_pairs(prompts, [[c.text for c in cs] for cs in candidates])
         verdicts: list[Verdict | None] = [None] * len(flat)
         todo, ids = [], []
-        for k, ((_, c), seq) in enumerate(zip(flat, encoded)):
+        for k, (c, seq) in enumerate(zip(flat, encoded)):
             meta: dict[str, Any] = {"tokens": len(seq)}
             if len(seq) > self.max_length:
                 if not self.truncate:
@@ -127,13 +112,9 @@ class RewardModelJudge:
                 meta["truncated"] = True
             todo.append((k, c, meta))
             ids.append(seq)
-        for (k, c, meta), score in zip(todo, self.score_ids(ids)):
+        for (k, c, meta), score in zip(todo, self.score_ids(ids) if ids else []):
             verdicts[k] = Verdict(c.id, self.name, score=score, metadata=meta)
-        out, i = [], 0
-        for cs in candidates:
-            out.append(verdicts[i : i + len(cs)])
-            i += len(cs)
-        return out  # type: ignore[return-value]
+        return unflatten(verdicts, candidates)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Free the model (and its GPU memory) so a sampler can use the device next."""

@@ -63,10 +63,14 @@ class BuildConfig:
     """A second student for a pool of several models: the same run saved later (stronger, short of the teacher)."""
     batch_size: int = 64
     learning_rate: float = 3e-3
-    rm_pairs: int = 1024
+    rm_prompts_per_task: int = 400
+    """Training problems per task the reward model's pairs come from (all of them where a task has fewer)."""
+    rm_teacher_samples: int = 2
+    rm_student_samples: int = 4
+    rm_pairs_per_prompt: int = 3
     rm_epochs: float = 2.0
-    rm_learning_rate: float = 2e-3
-    version: int = 3
+    rm_learning_rate: float = 1e-3
+    version: int = 4
     """Bumped when the build code changes what it makes."""
 
     def key(self) -> str:
@@ -214,59 +218,61 @@ def _build(cfg: BuildConfig, out: Path, progress: bool, extra_saves: dict[int, P
     )
     save_model(model, tokenizer, out / "teacher")
     _say(progress, "training the reward model")
-    _build_reward_model(cfg, out, progress)
+    rm = _build_reward_model(cfg, out, progress)
     shutil.rmtree(out / "work", ignore_errors=True)
-    return {"config": asdict(cfg), "seconds": round(time.perf_counter() - started, 1)}
+    return {"config": asdict(cfg), "rm": rm, "seconds": round(time.perf_counter() - started, 1)}
 
 
-def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> None:
-    """A reward model from the teacher's weights, trained on pairs of the answers it will have to rank.
+def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
+    """A reward model from the teacher's weights, trained on right/wrong pairs of the answers it will rank.
 
-    The teacher and the student each answer training problems at temperature
-    1, as in a round; per problem a right answer is paired with a wrong one
-    (any model's). Problems with no wrong answer pair a right one with a
-    worked answer whose result is off by a little; problems with no right
-    answer use the worked answer as the chosen side.
+    The teacher and the student answer training problems at temperature 1,
+    as in a round (the student several times: its own right and wrong
+    answers are what selection has to tell apart); the math verifier, the
+    rounds' oracle, checks every answer; `verified_pairs` pairs a right text
+    with a wrong text of the same problem. A slice of the problems is held
+    out and the reward model's pair accuracy on it goes into build.json.
+    Returns that summary.
     """
     from thresher.config import TrainConfig
-    from thresher.judges.answers import extract_answer
-    from thresher.quickstart.worked import worked_answer, wrong_answer
+    from thresher.judges.base import close_judge
+    from thresher.judges.math import math_verifier
     from thresher.records import write_jsonl
     from thresher.sampling.hf import HFSampler
     from thresher.sampling.params import SamplingParams
-    from thresher.train.reward import train_reward_model
+    from thresher.train.reward import pairwise_accuracy, train_reward_model, verified_pairs
 
-    rng = random.Random(cfg.seed)
-    by_task = _train_prompts(cfg, cfg.seed + 1, cfg.rm_pairs // 4)
+    by_task = _train_prompts(cfg, cfg.seed + 1, cfg.rm_prompts_per_task)
     prompts = [p for pool in by_task.values() for p in pool]
-    answers: list[list[str]] = [[] for _ in prompts]
-    for name in ("teacher", "student"):
+    random.Random(cfg.seed).shuffle(prompts)
+    candidates: list[list] = [[] for _ in prompts]
+    for name, n in (("teacher", cfg.rm_teacher_samples), ("student", cfg.rm_student_samples)):
         sampler = HFSampler(str(out / name), name, batch_size=512)
-        sampled = sampler.sample(prompts, SamplingParams(n=2, temperature=1.0, max_tokens=64, seed=cfg.seed))
+        sampled = sampler.sample(prompts, SamplingParams(n=n, temperature=1.0, max_tokens=64, seed=cfg.seed))
         sampler.close()
-        for row, cands in zip(answers, sampled, strict=True):
-            row += [c.text for c in cands if c.finish_reason == "stop"]
-    rows = []
-    for p, texts in zip(prompts, answers, strict=True):
-        right = [t for t in texts if _answer(t, extract_answer) == p.reference]
-        wrong = [t for t in texts if _answer(t, extract_answer) != p.reference]
-        rows.append({
-            "prompt": p.messages,
-            "chosen": [{"role": "assistant", "content": rng.choice(right) if right else worked_answer(p)}],
-            "rejected": [{"role": "assistant", "content": rng.choice(wrong) if wrong else wrong_answer(p, rng)}],
-        })
+        for row, cands in zip(candidates, sampled, strict=True):
+            row += cands
+    verifier = math_verifier()
+    try:
+        verdicts = verifier.judge(prompts, candidates)
+    finally:
+        close_judge(verifier)
+    held = max(1, len(prompts) // 10)
+    train_rows = verified_pairs(prompts[held:], candidates[held:], verdicts[held:], cfg.rm_pairs_per_prompt, cfg.seed)
+    test_rows = verified_pairs(prompts[:held], candidates[:held], verdicts[:held], cfg.rm_pairs_per_prompt, cfg.seed)
     pairs = out / "work" / "rm_pairs.jsonl"
-    write_jsonl(pairs, rows)
+    write_jsonl(pairs, train_rows)
+    _say(progress, f"reward model: {len(train_rows)} right/wrong pairs of {len(prompts) - held} problems")
     train = TrainConfig(
         method="sft", epochs=cfg.rm_epochs, learning_rate=cfg.rm_learning_rate, batch_size=32, max_length=256,
         args={"disable_tqdm": not progress, "logging_steps": 10},
     )
     train_reward_model(str(out / "teacher"), [pairs], out / "rm", train, seed=cfg.seed)
-
-
-def _answer(text: str, extract: Any) -> str | None:
-    found = extract(text)
-    return None if found is None else found.answer
+    return {
+        "pairs": len(train_rows),
+        "heldout_pairs": len(test_rows),
+        "heldout_pair_accuracy": round(pairwise_accuracy(out / "rm", test_rows), 4) if test_rows else None,
+    }
 
 
 def read_build_info(models: QuickstartModels) -> dict:

@@ -1,10 +1,16 @@
-"""Reward-model training on exported preference pairs with TRL's RewardTrainer.
+"""Reward-model training on preference pairs with TRL's RewardTrainer.
 
 The base can be a causal LM (a score head is added) or an existing sequence
 classification model; either way the result is an
 `AutoModelForSequenceClassification` with one output, usable by the
 reward-model judge in the next round. TRL drops pairs longer than
 `max_length`; the number dropped is recorded in the summary rather than lost.
+
+`verified_pairs` makes the pairs a reward model should learn from: both
+sides answer the same prompt, one verified right and one verified wrong, two
+different texts. Pairs across prompts, or a right answer against a made-up
+wrong one, teach the easier lessons of which prompts are easy and which texts
+look synthetic, and both fail as soon as the candidates change.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thresher.config import TrainConfig
 from thresher.errors import UserError
@@ -25,6 +31,9 @@ from thresher.train.common import (
     trainer_config,
 )
 from thresher.train.dpo import PAIR_COLUMNS
+
+if TYPE_CHECKING:
+    from thresher.records import Candidate, Prompt, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -89,28 +98,53 @@ def train_reward_model(
     return train_and_save(trainer, out_dir, cfg.merge_lora, summary)
 
 
+def verified_pairs(
+    prompts: Sequence[Prompt],
+    candidates: Sequence[Sequence[Candidate]],
+    verdicts: Sequence[Sequence[Verdict]],
+    per_prompt: int = 3,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """TRL preference rows from each prompt's own answers: a verified-right text against a verified-wrong one.
+
+    Texts are deduplicated first (a model often writes the same right answer
+    twice; one copy is enough), then up to `per_prompt` (right, wrong) pairs
+    are drawn per prompt with a seeded generator. Verdicts with no opinion or
+    an error make no pair. Prompts whose answers are all right or all wrong
+    give nothing: there is nothing to tell apart within them.
+    """
+    import random
+
+    rows = []
+    for p, cs, vs in zip(prompts, candidates, verdicts, strict=True):
+        right = sorted({c.text for c, v in zip(cs, vs, strict=True) if v.ok and v.correct is True})
+        wrong = sorted({c.text for c, v in zip(cs, vs, strict=True) if v.ok and v.correct is False})
+        pairs = [(r, w) for r in right for w in wrong]
+        random.Random(f"{seed}/{p.id}").shuffle(pairs)
+        for r, w in pairs[:per_prompt]:
+            rows.append({
+                "prompt": p.messages,
+                "chosen": [{"role": "assistant", "content": r}],
+                "rejected": [{"role": "assistant", "content": w}],
+            })
+    return rows
+
+
 def pairwise_accuracy(model_path: str | Path, rows: Sequence[dict[str, Any]], batch_size: int = 16) -> float:
     """Fraction of pairs whose chosen answer the reward model scores above the rejected one.
 
     Rows are TRL preference rows (`prompt`, `chosen`, `rejected` message
-    lists); each side is formatted with the model's chat template, as the
-    trainer formats it.
+    lists). Each side is formatted and scored by the `rm` judge's own code
+    (chat template as the trainer applies it, right padding), so this number
+    and the judge's ranking can never disagree about formatting.
     """
-    import torch
+    from thresher.judges.reward_model import reward_model
 
     if not rows:
         raise ValueError("pairwise_accuracy: no pairs given")
-    tokenizer = load_tokenizer(str(model_path))
-    model = load_reward_model(str(model_path), tokenizer.pad_token_id).eval()
-    texts = []
-    for r in rows:
-        prompt = list(r.get("prompt") or [])
-        texts.append(tokenizer.apply_chat_template(prompt + list(r["chosen"]), tokenize=False))
-        texts.append(tokenizer.apply_chat_template(prompt + list(r["rejected"]), tokenize=False))
-    scores: list[float] = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[i : i + batch_size], return_tensors="pt", padding=True)
-            scores.extend(model(**batch).logits[:, 0].float().tolist())
+    judge = reward_model(str(model_path), batch_size=batch_size, max_length=1 << 30)
+    chats = [list(r.get("prompt") or []) + list(r[side]) for r in rows for side in ("chosen", "rejected")]
+    scores = judge.score_ids(judge.formatter.encode([judge.formatter.render(c) for c in chats]))
+    judge.close()
     wins = sum(1 for i in range(0, len(scores), 2) if scores[i] > scores[i + 1])
     return wins / len(rows)
