@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 
 from thresher.judges.answers import extract_answer
 from thresher.judges.llm_judge import listwise_verdicts
@@ -97,3 +98,26 @@ def test_build_config_names_two_students_and_a_chinese_task_and_the_judge_has_it
     assert models.path("student2") == tmp_path / "student2"
     assert judge_dir(models) != judge_dir(models, JudgeBuildConfig(steps=1))
     assert {"tiny-student2", "tiny-judge"} <= set(BUILTINS)
+
+
+def test_judge_arms_differ_only_in_selection_and_training_data(tmp_path):
+    from dataclasses import asdict
+
+    from thresher.quickstart.judge_arms import JUDGE_RECIPE, judge_recipes
+
+    repo = Path(__file__).resolve().parents[1]
+    assert JUDGE_RECIPE.read_text() == (repo / "recipes" / "quickstart-judge.yaml").read_text()
+    arms = judge_recipes(tmp_path, ["rounds=1"])
+    a, b, c = (asdict(arms[k]) for k in ("judge", "critique", "random"))
+    assert (a["name"], b["name"], c["name"]) == ("quickstart-judge", "quickstart-judge-critique", "quickstart-judge-random")
+    assert a["rounds"] == 1 and a["out_dir"] == str(tmp_path)
+    [judge] = a["judges"]
+    assert judge["args"]["mode"] == "listwise" and judge["args"]["with_reference"] is False
+    assert judge["args"]["language"] == "auto" and a["selection"] == {"policy": "best", "args": {"judge": "tiny_judge"}}
+    assert {m["name"] for m in a["models"]} == {"teacher", "student", "student2"}
+    assert not any(j["type"] in ("math", "code") for arm in (a, b, c) for j in arm["judges"])  # no verifier selects
+    same = ("models", "prompts", "rounds", "seed", "eval")
+    assert all(a[k] == b[k] == c[k] for k in same)
+    assert b["export"]["critique"] and b["train"]["data"] == ["sft", "critique_sft"] and a["train"]["data"] == ["sft"]
+    assert {k: v for k, v in b["train"].items() if k != "data"} == {k: v for k, v in a["train"].items() if k != "data"}
+    assert c["judges"] == [] and c["selection"] == {"policy": "random", "args": {"k": 1}} and c["train"] == a["train"]
