@@ -52,7 +52,7 @@ def test_judge_answer_solves_checks_each_response_and_parses_as_a_listwise_verdi
     off = right.rsplit(" ", 1)[0] + f" {int(p.reference) + 1}"
     shown = [off, right, broken_step + ", so 7", "I do not know", right]
     out = judge_answer(p, shown)
-    assert out.startswith(f"<reasoning>Solution: {right}\n")
+    assert out.startswith(f"<reasoning>[Question]\n{p.question}\nSolution: {right}\n")
     assert f"Response 1 gives {int(p.reference) + 1}: wrong, so {int(p.reference) + 1} is wrong." in out
     assert f"Response 2 gives {p.reference}: right." in out
     assert f"Response 3 gives 7: wrong, {broken_step} is wrong." in out
@@ -71,7 +71,7 @@ def test_judge_answer_in_chinese_and_when_no_response_is_right():
     rng = random.Random(1)
     shown = [wrong_answer(p, rng) for _ in range(3)]
     out = judge_answer(p, shown)
-    assert out.startswith(f"<reasoning>解答：{worked_answer(p)}\n") and "正确。" not in out
+    assert out.startswith(f"<reasoning>【问题】\n{p.question}\n解答：{worked_answer(p)}\n") and "正确。" not in out
     assert out.count("：错误") == 3
     assert "<best>" in out and "<ranking>" in out
 

@@ -19,7 +19,7 @@ are finished, just prints the table.
 
 With --judge it runs the judge experiment instead (recipes/quickstart-judge.yaml,
 also building builtin:tiny-judge the first time): a pool of the teacher and two
-students, the tiny LLM judge picking the best of 6 with written reasoning, and
+students, the tiny LLM judge picking the best of 3 with written reasoning, and
 three arms: (a) SFT on the judge's picks, (b) the same plus critique-SFT rows
 that are the judge's own exchanges, (c) a random pick; the table shows pass@1
 per arm, the judge's accuracy, lift and parse failures, and the student's own

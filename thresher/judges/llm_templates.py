@@ -108,12 +108,17 @@ LISTWISE = {
 }
 
 
-def _context(prompt: Prompt, answers: Sequence[tuple[str, str]], language: Language) -> str:
-    """The question (with any system prompt), the reference if there is one, and the labelled answers."""
+def question_block(prompt: Prompt, language: Language) -> str:
+    """The question as judge prompts show it: its header, then the conversation (with any system prompt)."""
     conversation = "\n\n".join(
         m["content"] if m["role"] == "user" else f"({m['role']}) {m['content']}" for m in prompt.messages
     )
-    parts = [f"{_QUESTION[language]}\n{conversation}"]
+    return f"{_QUESTION[language]}\n{conversation}"
+
+
+def _context(prompt: Prompt, answers: Sequence[tuple[str, str]], language: Language) -> str:
+    """The question (with any system prompt), the reference if there is one, and the labelled answers."""
+    parts = [question_block(prompt, language)]
     if prompt.reference:
         parts.append(f"{_REFERENCE[language]}\n{prompt.reference}")
     for label, text in answers:
