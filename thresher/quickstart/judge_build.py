@@ -37,16 +37,16 @@ POOL = (("teacher", 1), ("student", 1), ("student2", 1))
 class JudgeBuildConfig:
     """How the tiny judge is made; every field is part of its cache key (with the base models' key)."""
 
-    problems_per_task: int = 1000
+    problems_per_task: int = 2000
     """Training problems per quickstart task (fewer where a task has fewer), each judged once with its pool."""
     max_tokens: int = 64
     """Longest answer the pool writes (as the recipe samples)."""
-    steps: int = 900
+    steps: int = 2400
     batch_size: int = 16
     learning_rate: float = 2e-3
     with_reference: bool = False
     """Whether the judge prompt shows the reference answer (the judge recipe does not: it judges unaided)."""
-    version: int = 2
+    version: int = 3
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True)
