@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from thresher.cli import main
@@ -30,14 +32,14 @@ def _listwise_round(tmp_path, prompts, judge="tiny_judge", output=None, language
         cs = [Candidate(p.id, m, 0, f"{m} 的答案 {2 * i + k}", 5, "stop") for k, m in enumerate(("teacher", "student"))]
         shown = [1, 0]
         request = listwise_request(p, [cs[j].text for j in shown], language, with_reference)
-        asked = {"kind": "listwise", "language": language, "with_reference": with_reference,
+        asked = {"language": language, "with_reference": with_reference,
                  "request": prompt_digest(request) if not tamper else "0" * 16}
         text = output if output is not None else (
             f"<reasoning>回答1的答案是 {2 * i + 1}：错误。\n回答2的答案是 {2 * i}：正确。第 {i} 题。</reasoning>\n"
             "<best>2</best>\n<ranking>2, 1</ranking>"
         )
         cands += cs
-        verdicts += listwise_verdicts([c.id for c in cs], judge, shown, text, asked)
+        verdicts += [replace(v, kind="listwise") for v in listwise_verdicts([c.id for c in cs], judge, shown, text, asked)]
     rd = tmp_path / "round_1"
     write_jsonl(rd / "prompts.jsonl", prompts)
     with ShardedJsonl(rd / "candidates", Candidate).writer() as w:
@@ -61,14 +63,15 @@ def test_chinese_listwise_rows_are_the_recorded_exchange_whatever_export_languag
     summary = _export(rd, language="en")  # the judge ran in Chinese: its rows stay Chinese
     rows = list(read_jsonl(rd / "critique_sft.jsonl"))
     assert len(rows) == 3 and summary["exports"]["critique_sft"]["language"] == "zh"
-    by_id = {r["prompt_id"]: r for r in rows}
+    by_id = {r["metadata"]["prompt_id"]: r for r in rows}
     for i, p in enumerate(prompts):
         row = by_id[p.id]
         shown = [f"student 的答案 {2 * i + 1}", f"teacher 的答案 {2 * i}"]
         assert row["messages"][0]["content"] == listwise_request(p, shown, "zh", with_reference=False)[0]["content"]
         assert "【参考答案】" not in row["messages"][0]["content"]  # it judged without the reference, as recorded
         assert row["messages"][1]["content"].startswith(f"<reasoning>回答1的答案是 {2 * i + 1}：错误。")
-        assert row["language"] == "zh" and row["order"] == [f"{p.id}/student/0", f"{p.id}/teacher/0"]
+        assert row["metadata"]["language"] == "zh"
+        assert row["metadata"]["candidate_ids"] == [f"{p.id}/student/0", f"{p.id}/teacher/0"]
 
 
 def test_a_rebuilt_prompt_that_differs_from_the_recorded_request_is_dropped(tmp_path):
@@ -100,7 +103,7 @@ def test_a_listwise_judge_whose_verdicts_all_failed_is_named_as_such(tmp_path):
 def test_two_llm_judges_need_the_flag_and_the_flag_chooses(tmp_path, capsys):
     prompts = [_zh(1), _zh(2)]
     rd = _listwise_round(tmp_path, prompts)
-    second = [Verdict(v.candidate_id, "judge_b", v.score, None, v.critique, None, dict(v.metadata))
+    second = [replace(v, judge="judge_b", metadata=dict(v.metadata))
               for v in read_jsonl(rd / "verdicts" / next(p.name for p in (rd / "verdicts").glob("*.jsonl")), Verdict)]
     with ShardedJsonl(rd / "verdicts", Verdict).writer() as w:
         w.write_many(second)
@@ -111,7 +114,7 @@ def test_two_llm_judges_need_the_flag_and_the_flag_chooses(tmp_path, capsys):
                  "--judge", "tiny_judge", "--critique-judge", "judge_b"])
     assert code == 0
     rows = list(read_jsonl(rd / "critique_sft.jsonl"))
-    assert len(rows) == 2 and {r["judge"] for r in rows} == {"judge_b"}
+    assert len(rows) == 2 and {r["metadata"]["judge"] for r in rows} == {"judge_b"}
     code = main(["export", "--run", str(tmp_path), "--round", "1", "--critique", "--policy", "best",
                  "--judge", "tiny_judge"])
     assert code == 2

@@ -42,8 +42,11 @@ def numbers(text: str) -> Counter[str]:
 
 
 def commands(text: str) -> list[str]:
-    """Every `thresher ...` command line and every code block line that is not a comment."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith(("thresher ", "bash ", ".venv/", "python "))]
+    """Every command line in a code block (fenced, or indented by four spaces), comments dropped."""
+    code = "\n".join(_FENCE.findall(text)) + "\n" + "\n".join(
+        ln for ln in _prose(text).splitlines() if ln.startswith("    ")
+    )
+    lines = [ln.strip() for ln in code.splitlines() if ln.strip().startswith(("thresher ", "bash ", ".venv/", "python "))]
     return [re.sub(r"\s+#.*$", "", ln) for ln in lines]
 
 

@@ -37,7 +37,7 @@ from typing import Any
 from thresher.errors import ConfigError
 from thresher.feedback.groups import JudgeInfo, PromptGroup, judge_score
 from thresher.feedback.policies import Selection, prompt_rng, tie_key
-from thresher.judges.llm_templates import LANGUAGES, listwise_request, prompt_digest, prompt_language
+from thresher.judges.llm_templates import LANGUAGES, language_for, listwise_request, prompt_digest
 from thresher.records import Candidate, Prompt, Verdict
 from thresher.typed import PositiveInt, check_fields
 
@@ -196,7 +196,7 @@ class CritiqueBuilder:
 
     def language_of(self, prompt: Prompt) -> str:
         """The language of a row built from thresher's own templates: `export.language`, or the prompt's (auto)."""
-        return prompt_language(prompt) if self.language == "auto" else self.language
+        return language_for(self.language, prompt)
 
     def row(self, group: PromptGroup, selection: Selection) -> dict[str, Any] | None:
         """The row for this prompt, or None (and a counted reason)."""

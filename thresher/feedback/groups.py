@@ -109,6 +109,7 @@ class JudgeInfo:
             self.verified += 1
         if v.get("critique"):
             self.critiqued += 1
+        meta = v.get("metadata") or {}
         if "chosen" in meta or "rank" in meta:
             self.listwise += 1
         if "agreed" in meta and "disagreed" in meta:

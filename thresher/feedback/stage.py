@@ -41,6 +41,7 @@ from thresher.feedback.mixing import mix_files
 from thresher.feedback.options import ExportOptions, export_options
 from thresher.feedback.policies import Policy, build_policy
 from thresher.feedback.rows import SELECTED, critique_row, sft_row
+from thresher.judges.llm_templates import language_for
 from thresher.records import Prompt
 from thresher.runner import Outcome, run_stage
 from thresher.store import RoundDir
@@ -135,7 +136,8 @@ class _Exporter:
             written = set()
             if "sft" in self.kinds:
                 for kept in sel.kept:
-                    row = sft_row(g, kept, self.policy.name, self.export.language, stats.judges)
+                    language = language_for(self.export.language, g.prompt)
+                    row = sft_row(g, kept, self.policy.name, language, stats.judges)
                     if self._write("sft", g.prompt, row):
                         written.add(kept.candidate.id)
             else:

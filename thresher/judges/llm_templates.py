@@ -33,6 +33,11 @@ def prompt_language(prompt: Prompt) -> Language:
     return "zh" if len(_CJK.findall(text)) >= max(1, len(text) // 10) else "en"
 
 
+def language_for(setting: str, prompt: Prompt) -> Language:
+    """A language setting (en, zh or auto) made concrete for one prompt: auto is the prompt's own."""
+    return prompt_language(prompt) if setting == "auto" else setting  # type: ignore[return-value]
+
+
 def prompt_digest(messages: Sequence[Message]) -> str:
     """A short hash of a judge request's messages: recorded on verdicts, compared when the request is rebuilt."""
     h = hashlib.sha1()

@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from thresher.config import Recipe, SelectionConfig, load_recipe
+from thresher.config import Recipe, load_recipe
 from thresher.records import Prompt, Verdict
 from thresher.store import RunDir, read_json, read_records
 
@@ -41,21 +41,24 @@ them would turn the student into a judge of long prompts rather than a solver; 3
 def judge_recipes(
     out_dir: str | os.PathLike[str] | None = None, overrides: list[str] | None = None
 ) -> dict[str, Recipe]:
-    """The three arms: arm -> recipe, from the packaged judge recipe with `overrides` applied to all."""
-    a = load_recipe(JUDGE_RECIPE, overrides)
+    """The three arms: arm -> recipe, from the packaged judge recipe with `overrides` applied to all.
+
+    Arms (b) and (c) are the same file with a few more overrides, so they are
+    parsed and checked exactly as the user's own `--set` values are.
+    """
+    base = list(overrides or [])
+    a = load_recipe(JUDGE_RECIPE, base)
+    judge = a.selection.args.judge or "tiny_judge"
+    b = load_recipe(JUDGE_RECIPE, [
+        *base, f"name={a.name}-critique", "export.critique=true", f"export.args.critique.judge={judge}",
+        f"export.args.mix=[{{target: critique_sft, sources: [], total: {CRITIQUE_ROWS}}}]",
+        f"train.data=[{', '.join([*a.train.data, 'critique_sft'])}]",
+    ])
+    c = load_recipe(JUDGE_RECIPE, [*base, f"name={a.name}-random", "judges=[]", "selection={policy: random, args: {k: 1}}"])
+    arms = {"judge": a, "critique": b, "random": c}
     if out_dir is not None:
-        a = replace(a, out_dir=str(out_dir))
-    judge = a.selection.args.get("judge", "tiny_judge")
-    b_args = dict(a.export.args)
-    b_args["critique"] = {**dict(b_args.get("critique") or {}), "judge": judge}
-    b_args["mix"] = [{"target": "critique_sft", "sources": [], "total": CRITIQUE_ROWS}]
-    b = replace(
-        a, name=f"{a.name}-critique",
-        export=replace(a.export, critique=True, args=b_args),
-        train=replace(a.train, data=[*a.train.data, "critique_sft"]),
-    )
-    c = replace(a, name=f"{a.name}-random", judges=[], selection=SelectionConfig(policy="random", args={"k": 1}))
-    return {"judge": a, "critique": b, "random": c}
+        arms = {k: replace(r, out_dir=str(out_dir)) for k, r in arms.items()}
+    return arms
 
 
 def _eval(run_dir: Path, k: int) -> dict[str, Any]:
