@@ -135,15 +135,11 @@ def write_comparison(cmp: dict[str, Any], out_dir: Path) -> Path:
 
 
 def print_judge_comparison(cmp: dict[str, Any], console: Any = None) -> None:
-    """The judge experiment's table, one row per task and round."""
+    """The judge experiment's tables, one row per task and round: the arms, then the judge against the oracle."""
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
-    table = Table(title="held-out pass@1 (%) by arm; the LLM judge against the oracle; the student as a judge (%)")
-    for col in ("task", "round", "(a) judge", "(b) +critique", "(c) random", "judge acc (a)", "random (a)",
-                "lift (a) [95% CI]", "parse fail (a)", "student judging (a)", "(b)"):
-        table.add_column(col, justify="left" if col == "task" else "right", no_wrap=col == "task")
+    console = console or Console(width=max(110, Console().width))
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.1f}"
@@ -154,14 +150,21 @@ def print_judge_comparison(cmp: dict[str, Any], console: Any = None) -> None:
         ci = j.get("lift_ci")
         return f"{j['lift']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
 
+    arms = Table(title="held-out pass@1 (%) by arm, and the trained student's own judging accuracy (%)")
+    for col in ("task", "round", "(a) pick", "(b) +reasoning", "(c) random", "judging (a)", "judging (b)"):
+        arms.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
+    judge = Table(title=f"the LLM judge {cmp['judge']} against the oracle, arm (a) (%, lift in points / 100)")
+    for col in ("task", "round", "pick right", "random right", "lift [95% CI]", "unparseable"):
+        judge.add_column(col, justify="left" if col == "task" else "right", no_wrap=True)
     for r in cmp["rows"]:
+        arms.add_row(r["task"], str(r["round"]), *[pct(r["pass@1"][arm]) for arm in ARMS],
+                     pct(r["judging"]["judge"]), pct(r["judging"]["critique"]))
         j = r.get("judge")
-        table.add_row(
-            r["task"], str(r["round"]), *[pct(r["pass@1"][arm]) for arm in ARMS],
-            pct(j and j["accuracy"]), pct(j and j["random"]), lift(j), pct(j and j["parse_failure_rate"]),
-            pct(r["judging"]["judge"]), pct(r["judging"]["critique"]),
-        )
-    console.print(table)
+        if j:
+            judge.add_row(r["task"], str(r["round"]), pct(j["accuracy"]), pct(j["random"]), lift(j),
+                          pct(j["parse_failure_rate"]))
+    console.print(arms)
+    console.print(judge)
     rate = cmp["parse_failure_rate"]
     console.print(
         f"judge {cmp['judge']}: {cmp['judged_prompts']} listwise verdicts in arms (a) and (b), "
@@ -170,7 +173,9 @@ def print_judge_comparison(cmp: dict[str, Any], console: Any = None) -> None:
         highlight=False,
     )
     console.print(
-        "judge acc: how often its pick is right (oracle: the math verifier); random: a random candidate's; "
-        "lift: the difference. student judging: the trained student's own pick in the same listwise format.",
+        "(a) the judge's pick, SFT on it; (b) the same plus its verdicts as critique-SFT; (c) a random pick. "
+        "pick right: how often the judge's pick is right (oracle: the math verifier, which selects nothing); "
+        "random right: a random candidate's; lift: the difference. judging: the student, asked the judge's own "
+        "listwise prompt, names a right answer (eval task `judge`).",
         highlight=False, style="dim",
     )
