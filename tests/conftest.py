@@ -21,6 +21,20 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quickstart_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One `$THRESHER_CACHE` for the session: the quickstart models (and the tiny judge) are built once,
+    from scratch, by the first test that needs them, and shared by the rest."""
+    path = tmp_path_factory.mktemp("thresher_cache")
+    old = os.environ.get("THRESHER_CACHE")
+    os.environ["THRESHER_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("THRESHER_CACHE", None)
+    else:
+        os.environ["THRESHER_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
 def tiny_lm(tiny_dir: Path) -> Path:
     """A tiny random Qwen2ForCausalLM directory (weights, config, tokenizer with chat template)."""
     from thresher.tiny_models import build_causal_lm

@@ -125,7 +125,7 @@ def test_stage_rejects_candidates_of_unknown_prompts_and_duplicate_judge_names(t
 
 # ------------------------------------------------------------------------------------------ CLI
 def _ns(**kw):
-    base = {"language": "en", "max_tokens": 1024, "llm_backend": "hf", "llm_model": None}
+    base = {"language": "en", "max_tokens": 1024, "llm_backend": "hf", "llm_model": None, "no_reference": False}
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -135,6 +135,8 @@ def test_parse_spec():
     cfg = parse_spec("llm:./judge:listwise", _ns(language="zh"))
     args = cfg.args
     assert (args.model, args.backend, args.mode, args.language, args.max_tokens) == ("./judge", "hf", "listwise", "zh", 1024)
+    cfg = parse_spec("llm:./judge:listwise", _ns(language="auto", no_reference=True))
+    assert (cfg.args.language, cfg.args.with_reference) == ("auto", False)
     cfg = parse_spec("llm:http://127.0.0.1:8000/v1:pairwise", _ns(llm_model="qwen"))
     assert (cfg.args.base_url, cfg.args.model, cfg.args.mode) == (
         "http://127.0.0.1:8000/v1",

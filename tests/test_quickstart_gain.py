@@ -22,13 +22,12 @@ def _pass1(run_dir, k):
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)  # builds the models from scratch: minutes on a CPU, more on a busy one
-def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_path, monkeypatch):
+def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_path, quickstart_cache):
     from thresher.models import resolve_model_path
     from thresher.quickstart.arms import comparison, control_recipe, main_recipe
     from thresher.quickstart.build import build_models
     from thresher.rounds import run_recipe
 
-    monkeypatch.setenv("THRESHER_CACHE", str(tmp_path / "cache"))
     models = build_models(progress=False)
     assert resolve_model_path("builtin:tiny-student") == str(models.student)
     info = json.loads((models.root / "build.json").read_text())

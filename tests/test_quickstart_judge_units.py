@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 
 from thresher.judges.answers import extract_answer
 from thresher.judges.llm_judge import listwise_verdicts
@@ -51,7 +52,7 @@ def test_judge_answer_solves_checks_each_response_and_parses_as_a_listwise_verdi
     off = right.rsplit(" ", 1)[0] + f" {int(p.reference) + 1}"
     shown = [off, right, broken_step + ", so 7", "I do not know", right]
     out = judge_answer(p, shown)
-    assert out.startswith(f"<reasoning>Solution: {right}\n")
+    assert out.startswith(f"<reasoning>[Question]\n{p.question}\nSolution: {right}\n")
     assert f"Response 1 gives {int(p.reference) + 1}: wrong, so {int(p.reference) + 1} is wrong." in out
     assert f"Response 2 gives {p.reference}: right." in out
     assert f"Response 3 gives 7: wrong, {broken_step} is wrong." in out
@@ -70,7 +71,7 @@ def test_judge_answer_in_chinese_and_when_no_response_is_right():
     rng = random.Random(1)
     shown = [wrong_answer(p, rng) for _ in range(3)]
     out = judge_answer(p, shown)
-    assert out.startswith(f"<reasoning>解答：{worked_answer(p)}\n") and "正确。" not in out
+    assert out.startswith(f"<reasoning>【问题】\n{p.question}\n解答：{worked_answer(p)}\n") and "正确。" not in out
     assert out.count("：错误") == 3
     assert "<best>" in out and "<ranking>" in out
 
@@ -97,3 +98,29 @@ def test_build_config_names_two_students_and_a_chinese_task_and_the_judge_has_it
     assert models.path("student2") == tmp_path / "student2"
     assert judge_dir(models) != judge_dir(models, JudgeBuildConfig(steps=1))
     assert {"tiny-student2", "tiny-judge"} <= set(BUILTINS)
+
+
+def test_judge_arms_differ_only_in_selection_and_training_data(tmp_path):
+    from dataclasses import asdict
+
+    from thresher.quickstart.judge_arms import JUDGE_RECIPE, judge_recipes
+
+    repo = Path(__file__).resolve().parents[1]
+    assert JUDGE_RECIPE.read_text() == (repo / "recipes" / "quickstart-judge.yaml").read_text()
+    arms = judge_recipes(tmp_path, ["rounds=1"])
+    a, b, c = (asdict(arms[k]) for k in ("judge", "critique", "random"))
+    assert (a["name"], b["name"], c["name"]) == ("quickstart-judge", "quickstart-judge-critique", "quickstart-judge-random")
+    assert a["rounds"] == 1 and a["out_dir"] == str(tmp_path)
+    [judge] = a["judges"]
+    assert judge["args"]["mode"] == "listwise" and judge["args"]["with_reference"] is False
+    assert judge["args"]["language"] == "auto"
+    assert (a["selection"]["policy"], a["selection"]["args"]["judge"]) == ("best", "tiny_judge")
+    assert {m["name"] for m in a["models"]} == {"teacher", "student", "student2"}
+    assert not any(j["type"] in ("math", "code") for arm in (a, b, c) for j in arm["judges"])  # no verifier selects
+    same = ("models", "prompts", "rounds", "seed", "eval")
+    assert all(a[k] == b[k] == c[k] for k in same)
+    assert b["export"]["critique"] and b["train"]["data"] == ["sft", "critique_sft"] and a["train"]["data"] == ["sft"]
+    assert {k: v for k, v in b["train"].items() if k != "data"} == {k: v for k, v in a["train"].items() if k != "data"}
+    assert c["judges"] == [] and c["train"] == a["train"]
+    assert (c["selection"]["policy"], c["selection"]["args"]["k"]) == ("random", 1)
+    assert b["export"]["args"]["critique"]["judge"] == "tiny_judge" and b["export"]["args"]["mix"][0]["total"] == 300

@@ -205,8 +205,9 @@ class ExportConfig:
     critique: bool = False
     dpo: str | None = None
     """DPO pair rule (best_vs_worst, best_vs_random, margin, on_policy; `-` or `_` alike) or None for no DPO."""
-    language: Literal["en", "zh"] = "en"
-    """Language of critique templates."""
+    language: Literal["en", "zh", "auto"] = "auto"
+    """Language of the critique rows thresher writes from its own templates (verifier, pointwise judges);
+    `auto` writes each in its prompt's language. A listwise judge's rows keep the language it judged in."""
     args: Any = field(default_factory=dict)
     """Export options (filters, dedup, dpo, critique, mix), parsed into `feedback.options.ExportOptions`."""
 

@@ -100,8 +100,12 @@ class EvalArgs:
     """Also measure the 'judge' task (after critique-SFT: does the student pick a right answer?)."""
     judge_task_candidates: Annotated[int, at_least(2)] = 4
     """Most candidates a judge-task item shows (as critique-SFT rows)."""
-    judge_task_language: Literal["en", "zh"] = "en"
-    """Template language of judge-task items."""
+    judge_task_language: Literal["en", "zh", "auto"] = "en"
+    """Template language of judge-task items (auto: each prompt's own language)."""
+    judge_task_format: Literal["critique", "listwise"] = "critique"
+    """critique: the critique-SFT templates; listwise: the listwise LLM-judge prompt, read by its strict parser."""
+    judge_task_max_tokens: PositiveInt | None = None
+    """Longest judge-task answer (default: eval.max_tokens)."""
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -11,6 +11,7 @@ then prints what was kept and what was dropped, by reason.
   thresher export --run runs/demo --format parquet       # + round_<k>/hf/: Parquet and a dataset card
   thresher export --run runs/demo --save-to-disk out/ds  # datasets.load_from_disk("out/ds")
   thresher export --run runs/demo --push-to-hub user/arith-sft   # or a folder: --push-to-hub ./hub-copy
+  thresher export --run runs/demo --critique --critique-judge judge_72b   # two LLM judges: whose reasoning
 
 Settings come from the recipe (the run's recipe.yaml, or --recipe) with
 --set overrides; the flags below override them too. Naming any of --sft /
@@ -43,7 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--judge", metavar="NAME", help="judge the policy selects by (selection.args.judge)")
     what.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                       help="deprecated: use --set selection.args.KEY=VALUE")
-    what.add_argument("--language", choices=["en", "zh"], help="critique template language")
+    what.add_argument(
+        "--critique-judge", metavar="NAME",
+        help="judge whose reasoning becomes critique rows, when several could (export.args.critique.judge)",
+    )
+    what.add_argument(
+        "--language", choices=["en", "zh", "auto"],
+        help="language of critique rows thresher writes itself (auto: each prompt's); "
+        "a listwise judge's rows keep the language it judged in",
+    )
     what.add_argument("--student", action="append", default=[], metavar="MODEL", help="student model name (no recipe)")
     what.add_argument("--seed", type=int, help="seed for tie breaks, shuffles and random picks")
     what.add_argument("--force", action="store_true", help="export again even if the outputs are up to date")
@@ -98,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
             export = replace(export, sft=args.sft, critique=args.critique, dpo=args.dpo)
         if args.language:
             export = replace(export, language=args.language)
+        if args.critique_judge:
+            critique = replace(export.args.critique, judge=args.critique_judge)
+            export = replace(export, args=replace(export.args, critique=critique))
     except ConfigError as e:
         flag = f"--arg {e.key.removeprefix('args.')}" if e.key.startswith("args.") else None
         raise e.as_flag({e.key: flag} if flag else {"policy": "--policy"}) from None

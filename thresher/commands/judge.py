@@ -62,7 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm = parser.add_argument_group("LLM judge options (for --judge llm:...)")
     llm.add_argument("--llm-backend", choices=["hf", "vllm"], default="hf", help="backend for a local judge model")
     llm.add_argument("--llm-model", help="served model name for an OpenAI-compatible judge URL")
-    llm.add_argument("--language", choices=["en", "zh"], default="en", help="language of the judge's templates")
+    llm.add_argument(
+        "--language", choices=["en", "zh", "auto"], default="en",
+        help="language of the judge's templates (auto: each prompt's own language)",
+    )
+    llm.add_argument(
+        "--no-reference", action="store_true",
+        help="do not show prompts' reference answers to the judge (it judges unaided)",
+    )
     llm.add_argument("--max-tokens", type=int, default=1024, help="longest judge answer")
     llm.add_argument(
         "--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -113,6 +120,8 @@ def parse_spec(spec: str, args: argparse.Namespace) -> Any:
             from thresher.commands.sample import _model_args
 
             common["sampler_args"] = _model_args(args.model_arg)
+        if args.no_reference:
+            common["with_reference"] = False
         if rest.startswith(("http://", "https://")):
             model = args.llm_model or served_model(rest)
             return JudgeConfig(type="llm", args={"model": model, "backend": "openai", "base_url": rest, **common})

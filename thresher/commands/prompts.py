@@ -131,10 +131,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--per-task", type=int, required=True, help="rows kept per target task")
     p.add_argument("--neighbors", type=int, default=1, help="nearest targets averaged per task (default 1)")
     p.add_argument("--tag-weight", type=float, default=0.0, help="weight of tag overlap, 0-1 (default 0)")
-    p.add_argument("--min-score", type=float, default=0.3)
+    p.add_argument("--min-score", type=float, default=None,
+                   help="rows scoring below this for every task are left out (default 0.3; 0.1 with lexical similarity)")
     p.add_argument("--max-similarity", type=float, default=0.95,
                    help="rows this similar to a target are copies and left out (default 0.95; 1.01 keeps them)")
     p.add_argument("--embedding-model", help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--similarity", choices=("auto", "embedding", "lexical"), default="auto",
+                   help="embedding model, or BM25-weighted shared words (reads Chinese: jieba words and character "
+                   "bigrams); auto (default): lexical for mostly-Chinese texts when the model reads English only")
     p.add_argument("--tag-with-model", action="store_true",
                    help="tag rows that have no tags (metadata.tags) with --model")
     _model_args(p, required=False)
@@ -411,12 +415,13 @@ def _backtranslate(args: argparse.Namespace) -> Any:
 
 
 def _select(args: argparse.Namespace) -> Any:
-    from thresher.prompts.pool_select import PoolSelectConfig, select_from_pool, sentence_embedder, tag_prompts
+    from thresher.prompts.pool_select import PoolSelectConfig, select_from_pool, tag_prompts
     from thresher.sampling.params import SamplingParams
 
     config = _config(PoolSelectConfig, per_task=args.per_task, neighbors=args.neighbors, tag_weight=args.tag_weight,
                      min_score=args.min_score,
-                     max_similarity=args.max_similarity if args.max_similarity <= 1 else None)
+                     max_similarity=args.max_similarity if args.max_similarity <= 1 else None,
+                     similarity=args.similarity)
     if args.tag_with_model and not args.model:
         raise UserError("--tag-with-model needs --model")
     model = _model(args) if args.tag_with_model else None
@@ -430,8 +435,6 @@ def _select(args: argparse.Namespace) -> Any:
             tags = _with_model(model, lambda s: tag_prompts(s, untagged, params))
             for p, t in zip(untagged, tags):
                 p.metadata["tags"] = t
-        needs_embedder = config.tag_weight < 1 or config.max_similarity is not None
-        embedder = sentence_embedder(args.embedding_model) if needs_embedder else None
-        return select_from_pool(pool, targets, config, embedder)
+        return select_from_pool(pool, targets, config, embedding_model=args.embedding_model)
 
     return make

@@ -17,9 +17,18 @@ eval.wandb=false turns it off. Both runs are ordinary run directories (report.ht
 curves.png, metrics.jsonl); running the command again resumes or, when both
 are finished, just prints the table.
 
+With --judge it runs the judge experiment instead (recipes/quickstart-judge.yaml,
+also building builtin:tiny-judge the first time): a pool of the teacher and two
+students, the tiny LLM judge picking the best of 3 with written reasoning, and
+three arms: (a) SFT on the judge's picks, (b) the same plus critique-SFT rows
+that are the judge's own exchanges, (c) a random pick; the table shows pass@1
+per arm, the judge's accuracy, lift and parse failures, and the student's own
+judging accuracy in (b) against (a).
+
 Examples:
     thresher quickstart
     thresher quickstart --out-dir /tmp/runs --restart
+    thresher quickstart --judge
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", default="runs", help="where the two run directories go (default: runs)")
     parser.add_argument("--restart", action="store_true", help="delete both runs first instead of resuming them")
     parser.add_argument("--no-control", action="store_true", help="run the main arm only")
+    parser.add_argument(
+        "--judge", action="store_true",
+        help="run the LLM-judge experiment (recipes/quickstart-judge.yaml: arms judge, +critique, random)",
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a recipe value in both arms, e.g. --set rounds=2",
@@ -60,8 +73,14 @@ def run(args: argparse.Namespace) -> int:
     from thresher.rounds import run_recipe
 
     start = time.perf_counter()
-    main = main_recipe(args.out_dir, args.overrides)
-    arms = [main] if args.no_control else [main, control_recipe(main)]
+    if args.judge:
+        from thresher.quickstart.judge_arms import judge_recipes
+
+        recipes = judge_recipes(args.out_dir, args.overrides)
+        arms = [recipes["judge"]] if args.no_control else list(recipes.values())
+    else:
+        main = main_recipe(args.out_dir, args.overrides)
+        arms = [main] if args.no_control else [main, control_recipe(main)]
     if args.restart:
         for recipe in arms:
             shutil.rmtree(recipe.run_dir, ignore_errors=True)
@@ -72,15 +91,26 @@ def run(args: argparse.Namespace) -> int:
     with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
         t = time.perf_counter()
         models = build_models()
+        if args.judge:
+            from thresher.quickstart.judge_build import build_judge
+
+            build_judge()
         print(f"models ready in {time.perf_counter() - t:.0f}s: {models.root}", file=sys.stderr)
         for recipe in arms:
             print(f"\n=== {recipe.name}: selection policy {recipe.selection.policy} ===", file=sys.stderr)
             run_recipe(recipe)
-    if len(arms) > 1:  # the main arm's report was written before the control arm existed: now it shows both
-        from thresher.eval.report import write_report
+    if args.judge:
+        from thresher.quickstart.judge_arms import judge_comparison, print_judge_comparison, write_comparison
 
-        write_report(main.run_dir)
-    print_comparison(comparison(main.run_dir, arms[-1].run_dir if len(arms) > 1 else main.run_dir))
+        cmp = judge_comparison({arm: r.run_dir for arm, r in zip(("judge", "critique", "random"), arms)})
+        print_judge_comparison(cmp)
+        print(f"table data: {write_comparison(cmp, Path(args.out_dir))}")
+    else:
+        if len(arms) > 1:  # the main arm's report was written before the control arm existed: now it shows both
+            from thresher.eval.report import write_report
+
+            write_report(main.run_dir)
+        print_comparison(comparison(main.run_dir, arms[-1].run_dir if len(arms) > 1 else main.run_dir))
     print(f"reports: {', '.join(str(r.run_dir / 'report.html') for r in arms)}")
     print(f"browse the data: thresher view {' '.join(str(r.run_dir) for r in arms)}")
     _say_wandb(arms)

@@ -3,22 +3,28 @@
 Critique-SFT teaches the student to judge: the user turn shows a problem and
 numbered candidates, the assistant turn judges each and ends with a
 conclusion naming the best. This task asks the same of the student on
-held-out prompts, in the same format (the critique-SFT templates of
-`thresher.feedback.critique`), with candidates drawn from the student's own
-eval samples: at least one right and one wrong answer per item, as the
-oracle verifier says. The score is how often the conclusion names a right
-one, next to what a uniform guess would score.
+held-out prompts, in the format it was taught (`form`): `critique`, the
+critique-SFT templates of `thresher.feedback.critique` (rows from verifier
+findings), or `listwise`, thresher's listwise LLM-judge prompt without the
+reference answer, read by the LLM judge's own strict parser (rows that are a
+listwise judge's exchanges). Candidates come from the student's own eval
+samples: at least one right and one wrong answer per item, as the oracle
+verifier says. The score is how often the conclusion names a right one, next
+to what a uniform guess would score, overall and per source task
+(`pass@1[<task>]`). Language `auto` asks each item in its prompt's language.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from thresher.eval.metrics import judge_task_metrics
+from thresher.judges.llm_templates import prompt_language
 from thresher.records import Candidate, Prompt, Verdict
 from thresher.sampling.params import Sampler, SamplingParams
 
@@ -32,6 +38,8 @@ class JudgeItem:
     """The judge prompt: the problem and the numbered candidates."""
     correct: list[bool]
     """The oracle's verdict on each shown candidate, in the order shown."""
+    language: str = "en"
+    form: str = "critique"
 
 
 def _template(language: str) -> Any:
@@ -48,6 +56,14 @@ def judge_prompt_text(question: str, texts: Sequence[str], language: str = "en")
     return "\n\n".join(parts)
 
 
+def _item_text(p: Prompt, shown: Sequence[str], language: str, form: str) -> str:
+    if form == "listwise":
+        from thresher.judges.llm_templates import listwise_request
+
+        return listwise_request(p, shown, language, with_reference=False)[0]["content"]  # type: ignore[arg-type]
+    return judge_prompt_text(p.question, shown, language)
+
+
 def build_items(
     prompts: Sequence[Prompt],
     samples: Sequence[Sequence[Candidate]],
@@ -55,6 +71,7 @@ def build_items(
     language: str = "en",
     max_candidates: int = 4,
     seed: int = 0,
+    form: str = "critique",
 ) -> list[JudgeItem]:
     """One judge item per prompt whose distinct samples include a right and a wrong answer."""
     items = []
@@ -74,9 +91,10 @@ def build_items(
         rng.shuffle(rest)
         shown = ([right[0], wrong[0]] + rest)[: max(2, max_candidates)]
         rng.shuffle(shown)
-        text = judge_prompt_text(p.question, shown, language)
+        lang = prompt_language(p) if language == "auto" else language
+        text = _item_text(p, shown, lang, form)
         jp = Prompt.create(JUDGE_TASK, [{"role": "user", "content": text}], metadata={"source": p.id, "task": p.task})
-        items.append(JudgeItem(jp, [seen[t] for t in shown]))
+        items.append(JudgeItem(jp, [seen[t] for t in shown], lang, form))
     return items
 
 
@@ -101,6 +119,31 @@ def parse_pick(text: str, n: int, language: str = "en") -> int | None:
     return pick if pick is not None and 0 <= pick < n else None
 
 
+def parse_listwise_pick(text: str, n: int) -> int | None:
+    """The 0-based response a listwise judge answer names as best, or None when it does not parse (strictly)."""
+    from thresher.judges.llm_parse import JudgeParseError, parse_fields, parse_index
+
+    try:
+        return parse_index(parse_fields(text, ("reasoning", "best"), ("ranking",))["best"], n) - 1
+    except JudgeParseError:
+        return None
+
+
+def item_pick(item: JudgeItem, text: str) -> int | None:
+    """The candidate the model's answer to `item` picks, read in the item's own form and language."""
+    if item.form == "listwise":
+        return parse_listwise_pick(text, len(item.correct))
+    return parse_pick(text, len(item.correct), item.language)
+
+
+def per_task_accuracy(items: Sequence[JudgeItem], picks: Sequence[int | None]) -> dict[str, float]:
+    """`pass@1[<task>]`: the judge task's accuracy on items from each source task."""
+    by: dict[str, list[float]] = defaultdict(list)
+    for it, pick in zip(items, picks):
+        by[str(it.prompt.metadata.get("task"))].append(float(pick is not None and it.correct[pick]))
+    return {f"pass@1[{task}]": sum(v) / len(v) for task, v in sorted(by.items())}
+
+
 def judge_task_eval(
     sampler: Sampler,
     prompts: Sequence[Prompt],
@@ -110,19 +153,21 @@ def judge_task_eval(
     language: str = "en",
     max_candidates: int = 4,
     seed: int = 0,
+    form: str = "critique",
 ) -> tuple[dict[str, Any], dict[str, int], list[dict[str, Any]]]:
     """(metrics, counts, examples) of the judge task; metrics are empty when no item could be built."""
-    items = build_items(prompts, samples, verdicts, language, max_candidates, seed)
+    items = build_items(prompts, samples, verdicts, language, max_candidates, seed, form)
     if not items:
         return {}, {"prompts": 0, "unparsed": 0}, []
     answers = sampler.sample([it.prompt for it in items],
                              SamplingParams(n=1, temperature=0.0, max_tokens=max_tokens, seed=seed))
-    picks = [parse_pick(a[0].text, len(it.correct), language) for it, a in zip(items, answers)]
+    picks = [item_pick(it, a[0].text) for it, a in zip(items, answers)]
     m = judge_task_metrics(picks, [it.correct for it in items])
     metrics = {"pass@1": m["judge_accuracy"], "random_accuracy": m["judge_random_accuracy"],
                "prompts": int(m["judge_items"])}
     if "judge_accuracy_ci" in m:
         metrics["pass@1_ci"] = m["judge_accuracy_ci"]
+    metrics.update(per_task_accuracy(items, picks))
     counts = {"prompts": len(items), "unparsed": sum(p is None for p in picks)}
     examples = [
         {"task": JUDGE_TASK, "prompt_id": it.prompt.id, "prompt": it.prompt.question,

@@ -237,8 +237,8 @@ def evaluate_prompts(
         from thresher.eval.judge_task import JUDGE_TASK, judge_task_eval
 
         jm, jc, jex = judge_task_eval(
-            sampler, prompts, samples, s_verdicts, cfg.max_tokens, cfg.args.judge_task_language,
-            cfg.args.judge_task_candidates, seed,
+            sampler, prompts, samples, s_verdicts, cfg.args.judge_task_max_tokens or cfg.max_tokens,
+            cfg.args.judge_task_language, cfg.args.judge_task_candidates, seed, cfg.args.judge_task_format,
         )
         if jm:
             metrics[JUDGE_TASK] = jm

@@ -6,19 +6,25 @@ assistant turn is the judge's reasoning and conclusion:
 
 - a listwise LLM judge: the exact exchange the judge had. Its output refers
   to candidates by the numbers it saw, so the user turn is its own prompt
-  rebuilt (`thresher.judges.llm_templates.listwise_messages`) with exactly
+  rebuilt (`thresher.judges.llm_templates.listwise_request`) with exactly
   the candidates it judged, in the order it saw them (`metadata["shown"]`, or
-  each verdict's `metadata["position"]`), and the assistant turn is its
-  output verbatim. That order was the judge's own shuffle.
+  each verdict's `metadata["position"]`), in the language and with or
+  without the reference answer as its verdicts record (`language`,
+  `with_reference`), and the assistant turn is its output verbatim. When the
+  verdicts carry the digest of the judge's request, a rebuilt prompt that
+  differs from it is dropped (`judge_request_mismatch`) rather than written
+  as an exchange that never happened.
 - a pointwise LLM judge: each candidate's critique and score, then the best.
 - a verifier (math, code): a critique built from what it found, per
   candidate: the extracted answer against the reference, or the failing test
   and its error; then which candidate is best (the policy's choice among the
   correct ones), or that none is correct.
 
-A row whose conclusion contradicts a verifier (the judge names as best an
-answer a verifier failed while another shown answer passed) is dropped and
-counted: it would teach the wrong judgement.
+Rows built by thresher's own templates (verifier and pointwise) are written
+in `export.language`; `auto` (the default) writes each in its prompt's own
+language. A row whose conclusion contradicts a verifier (the judge names as
+best an answer a verifier failed while another shown answer passed) is
+dropped and counted: it would teach the wrong judgement.
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ from typing import Any
 from thresher.errors import ConfigError
 from thresher.feedback.groups import JudgeInfo, PromptGroup, judge_score
 from thresher.feedback.policies import Selection, prompt_rng, tie_key
-from thresher.records import Candidate, Verdict
+from thresher.judges.llm_templates import LANGUAGES, language_for, listwise_request, prompt_digest
+from thresher.records import Candidate, Prompt, Verdict
 from thresher.typed import PositiveInt, check_fields
+
+CRITIQUE_JUDGE_FLAG = "--critique-judge NAME"
+"""The `thresher export` flag that names the critique judge (`export.args.critique.judge` in a recipe)."""
 
 
 @dataclass(slots=True)
@@ -120,25 +130,43 @@ _WHY_CHARS = 600
 
 
 def resolve_critique_judge(judges: Mapping[str, JudgeInfo], name: str | None) -> str:
-    """The judge whose reasoning the rows teach: named, or the only LLM judge, or the only verifier."""
+    """The judge whose reasoning the rows teach: named, or the only LLM judge, or the only verifier.
+
+    Every refusal names its cause (which judges there are, of what kind, and
+    why one is unusable: all its verdicts failed, with the first error) and
+    what fixes it (`--critique-judge NAME`, recipe key `export.args.critique.judge`).
+    """
+    key = "export.args.critique.judge"
+    listing = ", ".join(j.describe() for j in judges.values()) or "none"
     if name is not None:
         if name not in judges:
-            known = ", ".join(sorted(judges)) or "none"
-            raise ConfigError("export.args.critique.judge", f"no verdicts from judge {name!r} (judges: {known})")
+            raise ConfigError(key, f"no verdicts from judge {name!r} in this round (judges: {listing})")
+        if not judges[name].usable:
+            raise ConfigError(key, f"judge {judges[name].describe()}: no critique to build rows from; "
+                              f"name another judge with {CRITIQUE_JUDGE_FLAG}")
         return name
     for kinds in (("listwise", "llm"), ("verifier",)):
-        fitting = sorted(j.name for j in judges.values() if j.kind in kinds and j.verdicts > j.errors)
+        fitting = sorted(j.name for j in judges.values() if j.kind in kinds and j.usable)
         if len(fitting) == 1:
             return fitting[0]
         if len(fitting) > 1:
             raise ConfigError(
-                "export.args.critique.judge",
-                f"several judges could write the critiques ({', '.join(fitting)}); name one",
+                key,
+                f"several judges could write the critiques ({', '.join(fitting)}); "
+                f"choose one with {CRITIQUE_JUDGE_FLAG} (or set {key} in the recipe)",
             )
+    failed = [j for j in judges.values() if j.kind in ("listwise", "llm", "pairwise", "verifier") and not j.usable]
+    if failed:
+        raise ConfigError(
+            key,
+            "no judge that writes critiques has a usable verdict this round: "
+            + "; ".join(j.describe() for j in failed)
+            + f". Fix or rerun that judge, or name another one with {CRITIQUE_JUDGE_FLAG} (judges: {listing})",
+        )
     raise ConfigError(
-        "export.args.critique.judge",
+        key,
         "critique export needs an LLM judge's critiques or a verifier's findings; "
-        f"judges in this round: {', '.join(f'{j.name} ({j.kind})' for j in judges.values()) or 'none'}",
+        f"judges in this round: {listing}",
     )
 
 
@@ -156,14 +184,19 @@ class CritiqueBuilder:
     """Builds one critique-SFT row per prompt; counts prompts without a row by reason."""
 
     def __init__(self, judge: JudgeInfo, options: CritiqueOptions, language: str, seed: int):
-        if language not in TEMPLATES:
-            raise ConfigError("export.language", f"{language!r} is not one of {', '.join(TEMPLATES)}")
+        if language not in TEMPLATES and language != "auto":
+            raise ConfigError("export.language", f"{language!r} is not one of auto, {', '.join(TEMPLATES)}")
         self.judge = judge
         self.options = options
         self.language = language
-        self.t = TEMPLATES[language]
         self.seed = seed
         self.dropped: Counter[str] = Counter()
+        self.languages: Counter[str] = Counter()
+        """Rows built, by the language they are written in."""
+
+    def language_of(self, prompt: Prompt) -> str:
+        """The language of a row built from thresher's own templates: `export.language`, or the prompt's (auto)."""
+        return language_for(self.language, prompt)
 
     def row(self, group: PromptGroup, selection: Selection) -> dict[str, Any] | None:
         """The row for this prompt, or None (and a counted reason)."""
@@ -173,6 +206,7 @@ class CritiqueBuilder:
             self.dropped[built] += 1
             return None
         shown, labels = built
+        language = self.language_of(group.prompt)
         if len(shown) < self.options.min_candidates:
             self.dropped["too_few_candidates"] += 1
             return None
@@ -196,14 +230,21 @@ class CritiqueBuilder:
             self.dropped["judge_contradicts_verifier"] += 1
             return None
         if kind == "listwise":
-            from thresher.judges.llm_templates import listwise_messages
-
-            user = listwise_messages(group.prompt, [c.text for c in shown], self.language)[-1]["content"]
+            asked = self._asked(group, shown)
+            language = asked.get("language") if asked.get("language") in LANGUAGES else language
+            request = listwise_request(
+                group.prompt, [c.text for c in shown], language, bool(asked.get("with_reference", True))  # type: ignore[arg-type]
+            )
+            if "request" in asked and prompt_digest(request) != asked["request"]:
+                self.dropped["judge_request_mismatch"] += 1
+                return None
+            user = request[-1]["content"]
         else:
-            t = self.t
+            t = TEMPLATES[language]
             parts = [t.instruction.format(n=len(shown)), t.problem.format(question=group.prompt.question)]
             parts += [t.candidate.format(label=lab, text=c.text) for c, lab in zip(shown, labels, strict=True)]
             user = "\n\n".join(parts)
+        self.languages[language] += 1
         return {
             "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
             "order": [c.id for c in shown],
@@ -214,8 +255,16 @@ class CritiqueBuilder:
             "task": group.prompt.task,
             "judge": self.judge.name,
             "judge_kind": kind,
-            "language": self.language,
+            "language": language,
         }
+
+    def _asked(self, group: PromptGroup, shown: list[Candidate]) -> dict[str, Any]:
+        """How the listwise judge was asked about this prompt, as its verdicts record it."""
+        for c in shown:
+            v = group.verdict(c.id, self.judge.name)
+            if v is not None and v.error is None and "language" in v.metadata:
+                return v.metadata
+        return {}
 
     # which candidates a row shows ------------------------------------------------------
     def _listwise(self, group: PromptGroup) -> tuple[list[Candidate], list[str]] | str:
@@ -285,7 +334,7 @@ class CritiqueBuilder:
     def _verifier_text(
         self, group: PromptGroup, selection: Selection, shown: list[Candidate], labels: list[str]
     ) -> tuple[str, list[Candidate]]:
-        t = self.t
+        t = TEMPLATES[self.language_of(group.prompt)]
         ref = group.prompt.reference
         lines = []
         right = []
@@ -320,7 +369,7 @@ class CritiqueBuilder:
     def _pointwise_text(
         self, group: PromptGroup, shown: list[Candidate], labels: list[str]
     ) -> tuple[str, list[Candidate]]:
-        t = self.t
+        t = TEMPLATES[self.language_of(group.prompt)]
         blocks = []
         scores = []
         for c, lab in zip(shown, labels, strict=True):

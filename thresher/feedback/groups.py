@@ -58,6 +58,8 @@ class JudgeInfo:
     """Verdicts summarising pairwise comparisons (`agreed` / `disagreed` counts)."""
     kinds: dict[str, int] = field(default_factory=dict)
     """The kinds the verdicts record (`Verdict.kind`), with their counts."""
+    first_error: str | None = None
+    """The first failed verdict's error, to say why a judge gave nothing usable."""
 
     @property
     def kind(self) -> str:
@@ -80,6 +82,17 @@ class JudgeInfo:
             return "llm"
         return "reward"
 
+    @property
+    def usable(self) -> bool:
+        """Whether any verdict of this judge did not fail."""
+        return self.verdicts > self.errors
+
+    def describe(self) -> str:
+        """`name (kind)`, plus why it is unusable when every verdict failed: for error messages."""
+        if self.usable:
+            return f"{self.name} ({self.kind})"
+        return f"{self.name} ({self.kind}; all {self.verdicts} verdicts failed, first: {self.first_error})"
+
     def add(self, v: dict[str, Any]) -> None:
         self.verdicts += 1
         kind = v.get("kind")
@@ -87,6 +100,8 @@ class JudgeInfo:
             self.kinds[kind] = self.kinds.get(kind, 0) + 1
         if v.get("error") is not None:
             self.errors += 1
+            if self.first_error is None:
+                self.first_error = str(v["error"])[:200]
             return
         if v.get("score") is not None:
             self.scored += 1

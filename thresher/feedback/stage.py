@@ -41,6 +41,7 @@ from thresher.feedback.mixing import mix_files
 from thresher.feedback.options import ExportOptions, export_options
 from thresher.feedback.policies import Policy, build_policy
 from thresher.feedback.rows import SELECTED, critique_row, sft_row
+from thresher.judges.llm_templates import language_for
 from thresher.records import Prompt
 from thresher.runner import Outcome, run_stage
 from thresher.store import RoundDir
@@ -60,15 +61,19 @@ def _wanted(export: ExportConfig) -> list[str]:
 
 
 def _dedup_text(kind: str, on: str, prompt: Prompt, row: dict[str, Any]) -> tuple[str, str | None]:
-    """The text a row is deduplicated on, and the group that makes `on: prompt` decide once per prompt."""
+    """The text a row is deduplicated on, and the group that makes `on: prompt` decide once per prompt.
+
+    A critique row is compared on the problem and the judge's reasoning, never
+    on its whole user turn: that is a judge prompt whose fixed instructions
+    make any two exchanges look alike to a near-duplicate filter.
+    """
     question = "\n".join(m["content"] for m in prompt.messages)
     if kind == "sft":
         answer = row["messages"][-1]["content"]
     elif kind == "dpo":
         answer = row["chosen"][0]["content"] + "\n\n" + row["rejected"][0]["content"]
     else:
-        question = row["messages"][0]["content"]
-        answer = row["messages"][1]["content"]
+        answer = row["messages"][-1]["content"]
     if on == "prompt":
         return question, prompt.id
     if on == "response":
@@ -131,7 +136,8 @@ class _Exporter:
             written = set()
             if "sft" in self.kinds:
                 for kept in sel.kept:
-                    row = sft_row(g, kept, self.policy.name, self.export.language, stats.judges)
+                    language = language_for(self.export.language, g.prompt)
+                    row = sft_row(g, kept, self.policy.name, language, stats.judges)
                     if self._write("sft", g.prompt, row):
                         written.add(kept.candidate.id)
             else:
@@ -359,7 +365,7 @@ def _summary(
         exports["dpo"]["rule"] = export.dpo
     if "critique_sft" in exports and ex.critic is not None:
         exports["critique_sft"]["judge"] = ex.critic.judge.name
-        exports["critique_sft"]["language"] = export.language
+        exports["critique_sft"]["language"] = "+".join(sorted(ex.critic.languages)) or export.language
     return {
         "policy": policy.name,
         "judge": ex.judge_names.most_common(1)[0][0] if ex.judge_names else None,

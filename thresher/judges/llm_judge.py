@@ -14,12 +14,10 @@
   (`llm_templates.listwise_messages`) and export critique-SFT.
 
 Every verdict, failed ones included, records how it was asked for
-(`metadata`): `kind` (the mode), `language` (en or zh; with `language: auto`
-each prompt is judged in its own language), `with_reference` (whether the
-prompt showed the reference answer) and, for listwise, `request` (a digest
-of the exact judge prompt). Export builds critique rows from these, not from
-its own settings, and reports a judge by the kind it recorded even when all
-its verdicts failed.
+(`metadata`): `language` (en or zh; with `language: auto` each prompt is
+judged in its own language), `with_reference` (whether the prompt showed the
+reference answer) and, for listwise, `request` (a digest of the exact judge
+prompt). Export builds critique rows from these, not from its own settings.
 
 Judge requests are `Prompt` records (task "judge") sent through a Sampler
 (vLLM, transformers or an OpenAI-compatible server), greedy by default.
@@ -84,7 +82,7 @@ def pointwise_verdict(
 ) -> Verdict:
     """The verdict a pointwise judge output gives, or an error saying why it does not parse.
 
-    `asked` (how the judge was asked: kind, language, ...) goes on the verdict's metadata either way.
+    `asked` (how the judge was asked: language, ...) goes on the verdict's metadata either way.
     """
     asked = asked or {}
     if isinstance(output, Rejected):
@@ -187,7 +185,7 @@ def listwise_verdicts(
     place in the shown order), `label` (the number the judge saw), `shown`
     (candidate ids in shown order) and `rank` when the judge ranked them all.
     The chosen one scores 1.0, the others by rank (1 - (rank - 1) / (N - 1))
-    when given, else 0.0. `asked` (kind, language, request digest, ...) goes
+    when given, else 0.0. `asked` (language, request digest, ...) goes
     on every verdict, failed ones included.
     """
     n = len(cids)
@@ -278,7 +276,7 @@ class LLMJudge:
 
     def asked(self, prompt: Prompt) -> dict[str, Any]:
         """How the judge is asked about `prompt`, recorded on every verdict."""
-        return {"kind": self.mode, "language": self.language_of(prompt), "with_reference": self.with_reference}
+        return {"language": self.language_of(prompt), "with_reference": self.with_reference}
 
     def judge(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[Candidate]]) -> list[list[Verdict]]:
         check_shapes(prompts, candidates)

@@ -33,6 +33,11 @@ def prompt_language(prompt: Prompt) -> Language:
     return "zh" if len(_CJK.findall(text)) >= max(1, len(text) // 10) else "en"
 
 
+def language_for(setting: str, prompt: Prompt) -> Language:
+    """A language setting (en, zh or auto) made concrete for one prompt: auto is the prompt's own."""
+    return prompt_language(prompt) if setting == "auto" else setting  # type: ignore[return-value]
+
+
 def prompt_digest(messages: Sequence[Message]) -> str:
     """A short hash of a judge request's messages: recorded on verdicts, compared when the request is rebuilt."""
     h = hashlib.sha1()
@@ -108,12 +113,17 @@ LISTWISE = {
 }
 
 
-def _context(prompt: Prompt, answers: Sequence[tuple[str, str]], language: Language) -> str:
-    """The question (with any system prompt), the reference if there is one, and the labelled answers."""
+def question_block(prompt: Prompt, language: Language) -> str:
+    """The question as judge prompts show it: its header, then the conversation (with any system prompt)."""
     conversation = "\n\n".join(
         m["content"] if m["role"] == "user" else f"({m['role']}) {m['content']}" for m in prompt.messages
     )
-    parts = [f"{_QUESTION[language]}\n{conversation}"]
+    return f"{_QUESTION[language]}\n{conversation}"
+
+
+def _context(prompt: Prompt, answers: Sequence[tuple[str, str]], language: Language) -> str:
+    """The question (with any system prompt), the reference if there is one, and the labelled answers."""
+    parts = [question_block(prompt, language)]
     if prompt.reference:
         parts.append(f"{_REFERENCE[language]}\n{prompt.reference}")
     for label, text in answers:

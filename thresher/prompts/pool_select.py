@@ -17,14 +17,23 @@ mixed by `tag_weight`. Each row goes to its best task; each task keeps its
 `per_task` best rows above `min_score`. Rows that are near copies of a
 target prompt (cosine at or above `max_similarity`) are never selected: when
 the targets are eval prompts, selecting them would train on the test.
+
+The packaged MiniLM reads English only. When a pool or its targets are
+mostly Chinese (`CHINESE_SHARE`), `similarity: auto` (the default) scores
+with `lexical.LexicalEmbedder` instead (BM25-weighted jieba words and
+character bigrams) and says so; `similarity: embedding` keeps the embedding
+model and warns when it is the English-only one. A multilingual model given
+by path (`embedding_model`) is used as given.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from tqdm.auto import tqdm
 
@@ -36,7 +45,20 @@ from thresher.sampling.params import Sampler, SamplingParams
 from thresher.typed import Fraction, PositiveInt, between, check_fields
 
 Embedder = Callable[[Sequence[str]], Any]
-"""Texts -> a (len(texts), dim) float array of L2-normalised embeddings."""
+"""Texts -> a (len(texts), dim) float array (or scipy sparse matrix) of L2-normalised vectors."""
+CHINESE_SHARE = 0.3
+"""A pool (or target set) with at least this share of Chinese rows is read as Chinese."""
+_ENGLISH_ONLY = re.compile(r"(^|/)(all-MiniLM|all-mpnet|all-distilroberta|paraphrase-MiniLM|paraphrase-mpnet|"
+                           r"msmarco-|multi-qa-)", re.IGNORECASE)
+"""sentence-transformers families trained on English only (their multilingual versions say `multilingual`)."""
+
+
+LEXICAL_MIN_SCORE = 0.1
+"""Default `min_score` with lexical similarity."""
+
+
+class LanguageMismatchWarning(UserWarning):
+    """The embedding model does not read the pool's language."""
 
 
 def packaged_minilm_path() -> str:
@@ -124,10 +146,14 @@ class PoolSelectConfig:
     """A row's similarity to a task is the mean of its top-`neighbors` cosine similarities to that task's targets."""
     tag_weight: Fraction = 0.0
     """Weight of tag overlap in the score (0: embeddings only, 1: tags only)."""
-    min_score: float = 0.3
-    """Rows scoring below this against every task are left out."""
+    min_score: float | None = None
+    """Rows scoring below this against every task are left out; None: 0.3 with an embedding model,
+    0.1 with lexical similarity (BM25 cosines of related short texts run 0.1 to 0.4)."""
     max_similarity: Annotated[float, between(0, 1, low_open=True)] | None = 0.95
     """Rows this similar to some target prompt count as copies of it and are left out; None keeps them."""
+    similarity: Literal["auto", "embedding", "lexical"] = "auto"
+    """How rows and targets are compared: an embedding model, BM25-weighted shared words (reads Chinese),
+    or auto: lexical when the texts are mostly Chinese and the model is the English-only default."""
     chunk_size: PositiveInt = 8192
     """Pool rows scored at once (bounds memory: chunk_size x number of targets floats)."""
 
@@ -135,18 +161,83 @@ class PoolSelectConfig:
         check_fields(self)
 
 
+def chinese_share(prompts: Sequence[Prompt], sample: int = 2000) -> float:
+    """The share of (up to `sample`, evenly spaced) prompts written in Chinese."""
+    from thresher.judges.llm_templates import prompt_language
+
+    if not prompts:
+        return 0.0
+    step = max(1, len(prompts) // sample)
+    picked = prompts[::step]
+    return sum(prompt_language(p) == "zh" for p in picked) / len(picked)
+
+
+def is_english_only(model: str | None) -> bool:
+    """True for the packaged all-MiniLM-L6-v2 (None) and the English-only sentence-transformers families."""
+    return model is None or ("multilingual" not in model.lower() and _ENGLISH_ONLY.search(model) is not None)
+
+
+def _say(message: str) -> None:
+    warnings.warn(message, LanguageMismatchWarning, stacklevel=3)
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
+def choose_embedder(
+    pool: Sequence[Prompt], targets: Sequence[Prompt], config: PoolSelectConfig, model: str | None = None
+) -> Embedder:
+    """The similarity `config.similarity` asks for, fitted to these texts; warns when the model cannot read them."""
+    zh = max(chinese_share(pool), chinese_share(targets))
+    name = model or "all-MiniLM-L6-v2 (packaged)"
+    mismatch = zh >= CHINESE_SHARE and is_english_only(model)
+    if config.similarity == "lexical" or (config.similarity == "auto" and mismatch):
+        if config.similarity == "auto":
+            _say(f"pool selection: {100 * zh:.0f}% of the rows are Chinese and {name} reads English only; "
+                 "comparing by shared words instead (jieba words and character bigrams, BM25-weighted). "
+                 "Give a multilingual model with embedding_model (--embedding-model PATH) to embed instead.")
+        from thresher.prompts.lexical import LexicalEmbedder
+
+        texts = [prompt_text(p) for p in targets]
+        step = max(1, len(pool) // 50000)
+        return LexicalEmbedder(texts + [prompt_text(p) for p in pool[::step]])
+    if config.similarity != "embedding" and config.similarity != "auto":
+        raise UserError(f"similarity {config.similarity!r}: expected auto, embedding or lexical")
+    if mismatch:
+        _say(f"pool selection: {100 * zh:.0f}% of the rows are Chinese but {name} reads English only, so "
+             "Chinese rows land in tasks by chance; use similarity lexical (--similarity lexical) or a "
+             "multilingual model (--embedding-model PATH).")
+    return sentence_embedder(model)
+
+
+def _matrix(x: Any) -> Any:
+    """An embedder's output as something `@` works on: a float32 array, or the scipy sparse matrix as is."""
+    import numpy as np
+
+    return x.tocsr() if hasattr(x, "tocsr") else np.asarray(x, dtype=np.float32)
+
+
+def _dense(x: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
+
+
 def select_from_pool(
     pool: Sequence[Prompt],
     targets: Sequence[Prompt],
     config: PoolSelectConfig | None = None,
     embedder: Embedder | None = None,
+    embedding_model: str | None = None,
 ) -> SynthesisResult:
     """The pool rows closest to each target task, at most `per_task` each, best first within a task.
 
-    Kept prompts take the target's task tag; `metadata` holds the scores, the
-    nearest target's id, the pool row's id and its own metadata (`pool`).
+    `embedder` (given, e.g. in tests) is used as is; otherwise `choose_embedder`
+    picks one from `config.similarity` and `embedding_model`. Kept prompts take
+    the target's task tag; `metadata` holds the scores, the nearest target's
+    id, the pool row's id and its own metadata (`pool`).
     """
     import numpy as np
+
+    from thresher.prompts.lexical import LexicalEmbedder
 
     cfg = config or PoolSelectConfig()
     if not targets:
@@ -156,8 +247,10 @@ def select_from_pool(
     use_emb = cfg.tag_weight < 1
     use_tags = cfg.tag_weight > 0
     if use_emb or cfg.max_similarity is not None:
-        embedder = embedder or sentence_embedder()
-        target_emb = np.asarray(embedder([prompt_text(t) for t in targets]), dtype=np.float32)
+        embedder = embedder or choose_embedder(pool, targets, cfg, embedding_model)
+        target_emb = _matrix(embedder([prompt_text(t) for t in targets]))
+    lexical = isinstance(embedder, LexicalEmbedder)
+    min_score = cfg.min_score if cfg.min_score is not None else (LEXICAL_MIN_SCORE if lexical else 0.3)
     if use_tags:
         task_tags = {task: set().union(*(_tags_of(targets[j], "target") for j in task_cols[task])) for task in tasks}
         pool_tags = [_tags_of(p, "pool row") for p in pool]
@@ -174,7 +267,7 @@ def select_from_pool(
         nearest = np.zeros((len(rows), len(tasks)), dtype=np.int64)
         copy = np.zeros(len(rows), dtype=bool)
         if use_emb or cfg.max_similarity is not None:
-            sims = np.asarray(embedder([prompt_text(p) for p in rows]), dtype=np.float32) @ target_emb.T
+            sims = _dense(_matrix(embedder([prompt_text(p) for p in rows])) @ target_emb.T)
             if cfg.max_similarity is not None:
                 copy = sims.max(axis=1) >= cfg.max_similarity
             for k, task in enumerate(tasks):
@@ -204,7 +297,7 @@ def select_from_pool(
         kept = 0
         for i in members:
             text, score = prompt_text(pool[i]), round(float(best_score[i]), 4)
-            if best_score[i] < cfg.min_score:
+            if best_score[i] < min_score:
                 result.reject(text, "below_min_score", pool_id=pool[i].id, task=task, score=score)
                 continue
             key = normalize(text)
@@ -219,7 +312,7 @@ def select_from_pool(
             emb, tag, near = detail[i]
             row = pool[i]
             meta = {"method": "pool_select", "score": round(float(best_score[i]), 4), "pool_id": row.id,
-                    "pool": row.metadata}
+                    "pool": row.metadata, "compared_by": "lexical" if lexical else "embedding"}
             if use_emb:
                 meta.update(similarity=round(emb, 4), nearest_target=targets[near].id)
             if use_tags:

@@ -43,6 +43,11 @@ def has_cjk(text: str) -> bool:
     return _CJK_RUN.search(text) is not None
 
 
+def cjk_runs(text: str) -> list[str]:
+    """The runs of CJK characters in `text`, in order."""
+    return _CJK_RUN.findall(text)
+
+
 def _jieba():
     try:
         import jieba

@@ -185,8 +185,9 @@ def backtranslation_source(src: PromptSource) -> list[Prompt]:
 @takes(PoolSelectArgs)
 def pool_select_source(src: PromptSource) -> list[Prompt]:
     """`path`: the pool (JSONL); `args.targets`: target prompts (JSONL, their task column names the tasks);
-    `args.embedding_model`: a sentence-transformers model (default: the packaged all-MiniLM-L6-v2)."""
-    from thresher.prompts.pool_select import select_from_pool, sentence_embedder
+    `args.embedding_model`: a sentence-transformers model (default: the packaged all-MiniLM-L6-v2);
+    `args.similarity`: auto, embedding or lexical (see `PoolSelectConfig`)."""
+    from thresher.prompts.pool_select import select_from_pool
 
     cfg = src.args
     pool = read_prompts(_path(src, "the pool to select from"), src.task or "pool")
@@ -194,8 +195,7 @@ def pool_select_source(src: PromptSource) -> list[Prompt]:
     if not targets_path.exists():
         raise ConfigError("args.targets", f"path {cfg.targets!r} does not exist")
     targets = read_prompts(targets_path, None)
-    embedder = sentence_embedder(cfg.embedding_model) if cfg.tag_weight < 1 or cfg.max_similarity else None
-    return select_from_pool(pool, targets, cfg, embedder).prompts
+    return select_from_pool(pool, targets, cfg, embedding_model=cfg.embedding_model).prompts
 
 
 SYNTH_SOURCES: dict[str, Callable[[PromptSource], list[Prompt]]] = {

@@ -2,7 +2,7 @@
 
 The judge has the teacher's architecture, tokenizer and weights to start
 from, and learns to judge the pools it will see: for training problems, the
-teacher and both students each write answers at temperature 1, as in a
+teacher and both students each write an answer at temperature 1, as in a
 round; the answers are shown in a seeded order in thresher's own listwise
 judge prompt (`llm_templates.listwise_request`, in the problem's language,
 without the reference answer, as the judge recipe asks), and the target is
@@ -29,7 +29,7 @@ from pathlib import Path
 from thresher.quickstart.build import BuildConfig, QuickstartModels, _locked, _say, _train_prompts, build_models
 from thresher.store import write_json
 
-POOL = (("teacher", 2), ("student", 2), ("student2", 2))
+POOL = (("teacher", 1), ("student", 1), ("student2", 1))
 """The models whose answers the judge learns to judge, and how many each writes per problem (as in the recipe)."""
 
 
@@ -37,16 +37,16 @@ POOL = (("teacher", 2), ("student", 2), ("student2", 2))
 class JudgeBuildConfig:
     """How the tiny judge is made; every field is part of its cache key (with the base models' key)."""
 
-    problems_per_task: int = 700
-    """Training problems per quickstart task, each judged once with its pool of answers."""
+    problems_per_task: int = 2000
+    """Training problems per quickstart task (fewer where a task has fewer), each judged once with its pool."""
     max_tokens: int = 64
     """Longest answer the pool writes (as the recipe samples)."""
-    steps: int = 450
+    steps: int = 2400
     batch_size: int = 16
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     with_reference: bool = False
     """Whether the judge prompt shows the reference answer (the judge recipe does not: it judges unaided)."""
-    version: int = 1
+    version: int = 3
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True)

@@ -4,21 +4,30 @@ The judge reads thresher's own listwise prompt (`llm_templates.listwise_messages
 the problem and K numbered responses, in the prompt's language) and answers
 in the format `llm_parse` reads:
 
-    <reasoning>Solution: 7+5=12, 6+8+1=15, so 152.
+    <reasoning>[Question]
+    What is 67 + 85?
+    Solution: 7+5=12, 6+8+1=15, so 152
     Response 1 gives 152: right.
     Response 2 gives 142: wrong, 6+8+1=14 is wrong.
     Response 3 gives no answer: wrong.</reasoning>
     <best>1</best>
     <ranking>1, 2, 3</ranking>
 
-It works the problem once, step by step, then goes through the responses in
-the order shown: each one's final answer (read as the math verifier reads it)
-against its own, and for a wrong one the first step where its work departs
-from the solution. The best is the first right response; when none is right,
-the one whose work went furthest before its first wrong step. The ranking puts
-the right responses first, then the wrong ones by how far they got. A model of
-a few hundred thousand parameters can learn this: each line is a lookup and a
-comparison, and the solution is the worked answer it already writes.
+It restates the question, works it once, step by step, then goes through the
+responses in the order shown: each one's final answer (read as the math
+verifier reads it) against its own, and for a wrong one the first step where
+its work departs from the solution. The best is the first right response;
+when none is right, the one whose work went furthest before its first wrong
+step. The ranking puts the right responses first, then the wrong ones by how
+far they got.
+
+The restatement is there for a small model: the question sits hundreds of
+tokens back in the prompt, which a model of a few hundred thousand
+parameters cannot reliably read from (measured: without it the tiny judge's
+solutions used digits from the responses, not the question). Copying text
+that follows the same header is what small transformers learn first, and
+with the question restated right above it, the solution is the worked answer
+the teacher already writes.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from thresher.judges.llm_templates import Language, prompt_language
+from thresher.judges.llm_templates import Language, prompt_language, question_block
 from thresher.records import Prompt
 
 _STEP_SPLIT = re.compile(r", |，|\. |。")
@@ -73,8 +82,11 @@ def _progress(solution: list[str], work: list[str]) -> int:
     return n
 
 
-def judge_answer(prompt: Prompt, shown: Sequence[str], language: Language | None = None) -> str:
-    """The listwise verdict the tiny judge learns for `prompt` with responses `shown` (numbered 1..K in order)."""
+def judge_answer(prompt: Prompt, shown: Sequence[str], language: Language | None = None, restate: bool = True) -> str:
+    """The listwise verdict the tiny judge learns for `prompt` with responses `shown` (numbered 1..K in order).
+
+    `restate=False` leaves out the restated question (the tokenizer's corpus uses that form).
+    """
     from thresher.quickstart.worked import worked_answer
 
     lang = language or prompt_language(prompt)
@@ -82,7 +94,7 @@ def judge_answer(prompt: Prompt, shown: Sequence[str], language: Language | None
     solution = worked_answer(prompt)
     sol_steps = steps(solution)
     reference = _final(solution)
-    lines = [t["solution"].format(solution=solution)]
+    lines = ([question_block(prompt, lang)] if restate else []) + [t["solution"].format(solution=solution)]
     right: list[int] = []
     wrong: list[tuple[int, int]] = []  # (-progress, label)
     for label, text in enumerate(shown, start=1):
