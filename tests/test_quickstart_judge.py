@@ -14,8 +14,7 @@ import pytest
 from thresher.records import Prompt, Verdict, read_jsonl
 from thresher.store import RunDir, read_records
 
-
-SMALL_JUDGE = dict(problems_per_task=500, steps=1200)
+SMALL_JUDGE = {"problems_per_task": 500, "steps": 1200}
 """Half of the shipped judge's training steps, to keep CI short: enough for the verdict format and the exchange
 (measured: 2 of 250 verdicts unparseable; a quarter of the training left 36),
 which is what these tests check; how well the full-size judge picks is measured in the README's table."""

@@ -4,7 +4,6 @@ a lost node's chunk retried, a failing prompt recorded as an error, clear errors
 from __future__ import annotations
 
 import itertools
-
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -184,9 +183,8 @@ def test_a_worker_node_killed_mid_run_leaves_a_complete_duplicate_free_result(
     assert sorted(order) == list(range(len(chunks)))  # every chunk once: the lost one retried, none twice
     assert ray_executor.retried_chunks - retried_before == 1
     # A chunk the worker finished just before dying may still arrive; everything after it comes from the head.
-    head = {n for n in seen_nodes if n != worker_node}
-    finished_before = len(after_kill) - len(list(itertools.dropwhile(lambda n: n == worker_node, after_kill)))
-    assert after_kill[finished_before:] and set(after_kill[finished_before:]) == head and finished_before <= 1
+    rest = list(itertools.dropwhile(lambda n: n == worker_node, after_kill))
+    assert rest and set(rest) == {n for n in seen_nodes if n != worker_node} and len(after_kill) - len(rest) <= 1
     cands = [c for cs in results.values() for c in cs]
     assert len(cands) == 24 * 3 and len({c.id for c in cands}) == 24 * 3
     local, _ = _collect(LocalExecutor(), sampler_task(model), chunks)

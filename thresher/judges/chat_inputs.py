@@ -79,7 +79,9 @@ class ChatFormatter:
 
     def prompt_text(self, prompt: Prompt) -> str:
         """The prompt up to where the assistant's answer starts (what a sampler feeds the model)."""
-        return self.render(prompt.messages, add_generation_prompt=True)
+        from thresher.sampling.common import render_chat
+
+        return render_chat(self.tokenizer, prompt.messages)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of rendered texts, in one batched call; special tokens come from the template only."""

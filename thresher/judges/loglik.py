@@ -167,15 +167,11 @@ class LoglikJudge:
 
     def close(self) -> None:
         """Free the models (and their GPU memory) so a sampler can use the device next."""
-        import gc
-
-        import torch
+        from thresher.sampling.common import release_torch_memory
 
         self.model = None
         self.reference = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_torch_memory()
 
 
 def loglik_judge(

@@ -118,14 +118,10 @@ class RewardModelJudge:
 
     def close(self) -> None:
         """Free the model (and its GPU memory) so a sampler can use the device next."""
-        import gc
-
-        import torch
+        from thresher.sampling.common import release_torch_memory
 
         self.model = None  # type: ignore[assignment]
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_torch_memory()
 
 
 def reward_model(

@@ -62,6 +62,17 @@ def encode_chat(tokenizer: Any, messages: list[Message]) -> list[int]:
     return tokenizer(render_chat(tokenizer, messages), add_special_tokens=False)["input_ids"]
 
 
+def release_torch_memory() -> None:
+    """After a model is dropped: collect it now and hand its GPU memory back, so the next model fits."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def derive_seed(seed: int | None, *parts: object) -> int | None:
     """A 31-bit seed from a base seed and labels (prompt id, ...); None stays None.
 

@@ -37,6 +37,7 @@ from thresher.sampling.common import (
     expand_greedy,
     is_greedy,
     load_chat_tokenizer,
+    release_torch_memory,
 )
 from thresher.sampling.hf_seeded import SeededSampling
 from thresher.sampling.params import SamplingParams
@@ -191,12 +192,8 @@ class HFSampler:
 
     def close(self) -> None:
         """Free the model's memory (the stage calls this before loading the next model)."""
-        import gc
-
         self.model = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_torch_memory()
 
 
 class StopInAnswer(StoppingCriteria):
