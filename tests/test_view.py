@@ -161,6 +161,22 @@ def url(runs, tmp_path_factory):
         stop_group(proc, signal.SIGINT, timeout=20)  # Ctrl-C, as a user stops it
 
 
+def _follow(browser, by: str, value: str) -> None:
+    """Click a link or submit button and wait until the next page has replaced this one.
+
+    Selenium's click returns before the navigation it starts; reading rows right after it
+    can catch the old page's elements as the new page replaces them (stale references).
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old_page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(by, value).click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(old_page))
+    WebDriverWait(browser, 20).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def _rows(browser) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -178,12 +194,12 @@ def test_prompt_list_renders_and_filters_change_the_rows(browser, url):
 
     Select(browser.find_element(By.NAME, "run")).select_by_visible_text("main")
     Select(browser.find_element(By.NAME, "status")).select_by_value("dropped")
-    browser.find_element(By.ID, "apply").click()
+    _follow(browser, By.ID, "apply")
     assert sorted(_rows(browser)) == sorted([pid("C"), pid("D")])
 
     browser.get(url + "?run=0")
     browser.find_element(By.NAME, "right_low").click()
-    browser.find_element(By.ID, "apply").click()
+    _follow(browser, By.ID, "apply")
     assert _rows(browser) == [pid("A")]
     assert "right_low=1" in browser.current_url
 
@@ -197,12 +213,12 @@ def test_prompt_list_renders_and_filters_change_the_rows(browser, url):
     browser.get(url + "?run=1")
     box = browser.find_element(By.NAME, "q")
     box.send_keys("six sevens")
-    browser.find_element(By.ID, "apply").click()
+    _follow(browser, By.ID, "apply")
     assert _rows(browser) == [pid("B")]
 
     browser.get(url + "?run=0&per=3")
     first = _rows(browser)
-    browser.find_element(By.ID, "next").click()
+    _follow(browser, By.ID, "next")
     assert len(first) == 3 and len(_rows(browser)) == 1 and not set(first) & set(_rows(browser))
     assert sorted(first + _rows(browser)) == sorted(pid(k) for k in QUESTIONS)
 
@@ -215,7 +231,7 @@ def test_prompt_page_shows_the_planted_candidates_verdicts_and_decisions(browser
     from selenium.webdriver.common.by import By
 
     browser.get(url + "?run=0&task=add&right_low=1")
-    browser.find_element(By.CSS_SELECTOR, "tr.prompt-row a").click()
+    _follow(browser, By.CSS_SELECTOR, "tr.prompt-row a")
     assert "What is 3 + 4?" in browser.page_source
     cards = browser.find_elements(By.CSS_SELECTOR, "div.cand")
     ids = [c.get_attribute("data-candidate-id") for c in cards]
