@@ -10,7 +10,7 @@ from thresher.judges.answers import extract_answer
 from thresher.judges.llm_judge import listwise_verdicts
 from thresher.judges.llm_templates import listwise_request, prompt_digest, prompt_language
 from thresher.prompts.arithmetic import TASKS, arithmetic_suite
-from thresher.quickstart.judging import judge_answer, steps
+from thresher.quickstart.judging import digit_checks, judge_answer, steps
 from thresher.quickstart.worked import worked_answer, wrong_answer
 from thresher.records import Prompt
 
@@ -46,16 +46,17 @@ def _problem() -> Prompt:
 def test_judge_answer_solves_checks_each_response_and_parses_as_a_listwise_verdict():
     p = _problem()
     right = worked_answer(p)
-    a, b, c = p.metadata["operands"][2:]
     first_step = steps(right)[0]
     broken_step = first_step.rsplit("=", 1)[0] + "=" + str(int(first_step.rsplit("=", 1)[1]) + 1)
     off = right.rsplit(" ", 1)[0] + f" {int(p.reference) + 1}"
     shown = [off, right, broken_step + ", so 7", "I do not know", right]
     out = judge_answer(p, shown)
-    assert out.startswith(f"<reasoning>[Question]\n{p.question}\nSolution: {right}\n")
-    assert f"Response 1 gives {int(p.reference) + 1}: wrong, so {int(p.reference) + 1} is wrong." in out
-    assert f"Response 2 gives {p.reference}: right." in out
-    assert f"Response 3 gives 7: wrong, {broken_step} is wrong." in out
+    ref = p.reference
+    assert out.startswith(f"<reasoning>[Question]\n{p.question}\nSolution: {right}\nThe answer is {ref}.\n")
+    off_by_one = str(int(ref) + 1)
+    assert f"Response 1 gives {off_by_one}; the answer is {ref}: {digit_checks(off_by_one, ref, 'en')}: wrong, so {off_by_one} is wrong." in out
+    assert f"Response 2 gives {ref}; the answer is {ref}: {digit_checks(ref, ref, 'en')}: right." in out
+    assert f"Response 3 gives 7; the answer is {ref}: {digit_checks('7', ref, 'en')}: wrong, {broken_step} is wrong." in out
     assert "Response 4 gives no answer: wrong." in out
     # the right ones first (in the order shown), then the wrong ones by how far their work got
     assert out.endswith("<best>2</best>\n<ranking>2, 5, 1, 3, 4</ranking>")
@@ -71,9 +72,32 @@ def test_judge_answer_in_chinese_and_when_no_response_is_right():
     rng = random.Random(1)
     shown = [wrong_answer(p, rng) for _ in range(3)]
     out = judge_answer(p, shown)
-    assert out.startswith(f"<reasoning>【问题】\n{p.question}\n解答：{worked_answer(p)}\n") and "正确。" not in out
+    assert out.startswith(f"<reasoning>【问题】\n{p.question}\n解答：{worked_answer(p)}\n正确答案是 {p.reference}。\n")
+    assert "：正确。" not in out
     assert out.count("：错误") == 3
     assert "<best>" in out and "<ranking>" in out
+
+
+def test_digit_checks_compare_units_first_and_stay_no_after_the_first_difference():
+    assert digit_checks("152", "152", "en") == "2 2 yes, 5 5 yes, 1 1 yes"
+    assert digit_checks("53", "63", "en") == "3 3 yes, 5 6 no"
+    assert digit_checks("62", "63", "en") == "2 3 no, 6 6 no"  # once wrong, wrong
+    assert digit_checks("7", "66", "en") == "7 6 no, 0 6 no"  # the shorter padded with zeros, as columns are
+    assert digit_checks("72", "72", "zh") == "2 2 对，7 7 对"
+    assert digit_checks("-3", "3", "en") == "no" and digit_checks("1.5", "1.5", "en") == "yes"
+
+
+def test_tokenizer_corpus_is_the_one_every_built_model_was_tokenized_with():
+    """The merges are learned from this text; if it changed, a fresh clone would build other models than the ones
+    the README's numbers come from. The judge's lines may change (its own build key), the corpus may not."""
+    import hashlib
+    import json
+
+    from thresher.quickstart.tokenizer import corpus_texts
+
+    texts = corpus_texts(0)
+    assert len(texts) == 1600
+    assert hashlib.sha1(json.dumps(texts).encode()).hexdigest() == "9282197598f6f5d820965c2eb9ca370e4a1d572c"
 
 
 def test_listwise_request_hides_the_reference_when_asked_and_digests_differ():

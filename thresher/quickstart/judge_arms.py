@@ -122,6 +122,9 @@ def judge_comparison(dirs: dict[str, Path], judge: str = "tiny_judge") -> dict[s
         "parse_failure_rate": failed / total if total else None,
         "judged_prompts": total,
         "judge_beats_random": bool(judged) and all((r["lift"] or 0) > 0 for r in judged),
+        # an interval's lower end within rounding of zero (a bootstrap sum can land at 1e-17) is not above it
+        "lift_ci_above_zero": sum(1 for r in judged if r["lift_ci"] and r["lift_ci"][0] > 1e-9),
+        "lift_cis": len(judged),
     }
 
 
@@ -169,7 +172,8 @@ def print_judge_comparison(cmp: dict[str, Any], console: Any = None) -> None:
     console.print(
         f"judge {cmp['judge']}: {cmp['judged_prompts']} listwise verdicts in arms (a) and (b), "
         f"{'-' if rate is None else f'{100 * rate:.1f}%'} unparseable (counted as errors, never scored); "
-        f"picks better than random on every task and round of arm (a): {'yes' if cmp['judge_beats_random'] else 'NO'}",
+        f"picks better than random on every task and round of arm (a): {'yes' if cmp['judge_beats_random'] else 'NO'} "
+        f"(lift's 95% interval above zero on {cmp['lift_ci_above_zero']} of {cmp['lift_cis']})",
         highlight=False,
     )
     console.print(

@@ -46,7 +46,7 @@ class JudgeBuildConfig:
     learning_rate: float = 2e-3
     with_reference: bool = False
     """Whether the judge prompt shows the reference answer (the judge recipe does not: it judges unaided)."""
-    version: int = 3
+    version: int = 4
 
     def key(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True)

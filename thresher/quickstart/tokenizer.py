@@ -34,8 +34,9 @@ def corpus_texts(seed: int = 0, tasks: Sequence[str] | None = None) -> list[str]
             if i < 20:  # judge exchanges: long, so a few per task teach their merges
                 shown = [worked_answer(p) if rng.random() < 0.5 else wrong_answer(p, rng) for _ in range(4)]
                 texts.append(listwise_messages(p, shown, "zh" if task in ZH_TASKS else "en")[0]["content"])
-                # without the restated question, as in build version 3: the merges, and so every model, stay the same
-                texts.append(judge_answer(p, shown, restate=False))
+                # the verdicts as in build version 3 (no restated question, no digit steps): the merges, and so
+                # every model, stay the same
+                texts.append(judge_answer(p, shown, corpus=True))
     for t in TEMPLATES.values():
         for _ in range(25):
             label, n, x, y = rng.choice("ABCD"), rng.randint(2, 4), rng.randint(0, 999), rng.randint(0, 999)
