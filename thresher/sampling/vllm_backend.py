@@ -30,6 +30,7 @@ from thresher.sampling.common import (
     encode_chat,
     expand_greedy,
     load_chat_tokenizer,
+    release_torch_memory,
 )
 from thresher.sampling.params import SamplingParams, failed
 
@@ -128,9 +129,7 @@ class VLLMSampler:
         if llm is not None:
             llm.llm_engine.engine_core.shutdown()
             del llm
-            import gc
-
-            gc.collect()
+            release_torch_memory()
 
 
 def _rejections() -> tuple[type[BaseException], ...]:
