@@ -629,7 +629,7 @@ def test_cli_exports_a_run_and_prints_the_table(tmp_path, capsys):
         "name": "demo", "out_dir": str(tmp_path / "runs"),
         "models": [{"name": "teacher", "path": "builtin:tiny-teacher"},
                    {"name": "student", "path": "builtin:tiny-student", "role": "student"}],
-        "judges": [{"type": "math"}, {"type": "rm", "name": "rm", "args": {"model": "builtin:tiny-rm"}}],
+        "judges": [{"type": "math"}, {"type": "loglik", "name": "rm", "args": {"model": "builtin:tiny-rm"}}],
         "selection": {"policy": "gated"},
     }, check_files=False)
     dump_recipe(recipe, run / "recipe.yaml")

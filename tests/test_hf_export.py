@@ -32,7 +32,7 @@ def _round(root: Path) -> Path:
     recipe = parse_recipe({
         "name": "hf-check", "models": [{"name": "teacher", "path": "builtin:tiny-teacher", "role": "teacher", "n": 2},
                                        {"name": "student", "path": "builtin:tiny-student", "role": "student", "n": 2}],
-        "judges": [{"type": "math"}, {"type": "rm", "name": "rm", "args": {"model": "builtin:tiny-rm"}}],
+        "judges": [{"type": "math"}, {"type": "loglik", "name": "rm", "args": {"model": "builtin:tiny-rm"}}],
         "selection": {"policy": "gated", "args": {"gate": "math", "judge": "rm"}},
         "export": {"sft": True, "critique": True, "dpo": "best_vs_worst"},
     }, check_files=False)

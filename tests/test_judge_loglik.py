@@ -133,3 +133,29 @@ def test_a_model_trained_on_right_answers_picks_them_and_its_dpo_reward_does_too
     v = dpo.judge(prompts[:1], cands[:1])[0][0]
     assert v.score == pytest.approx(v.metadata["logprob"] - v.metadata["ref_logprob"], abs=1e-4)
     assert v.score == pytest.approx(v.metadata["log_ratio"])
+
+
+def test_the_quickstart_reward_model_recipe_ranks_its_pairs_by_mean_log_probability(tiny_lm, tmp_path):
+    """DPO with an SFT term on the chosen answer (how the quickstart trains its reward model) on right/wrong pairs:
+    the mean log-probability of the trained model, as `judge_pair_accuracy` reads it through the judge, puts
+    every chosen answer first, and the same pairs swapped last; the untrained model does not."""
+    from thresher.train.dpo import train_dpo
+    from thresher.train.reward import judge_pair_accuracy
+
+    sums = _sums(8, seed=4)
+    rows = [
+        {"prompt": _question(a, b).messages, "chosen": [{"role": "assistant", "content": _right(a, b)}],
+         "rejected": [{"role": "assistant", "content": f"{a} + {b} = {a + b + d}"}]}
+        for (a, b) in sums for d in (-1, 1)
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = TrainConfig(method="dpo", epochs=60, learning_rate=5e-3, batch_size=8, max_length=128,
+                      args={"beta": 0.1, "loss_type": ["sigmoid", "sft"]})
+    trained = train_dpo(str(tiny_lm), [data], tmp_path / "rm", cfg)
+    swapped = [{**r, "chosen": r["rejected"], "rejected": r["chosen"]} for r in rows]
+    before = judge_pair_accuracy(loglik_judge(str(tiny_lm), score="mean"), rows)
+    after = loglik_judge(str(trained), score="mean")
+    assert before < 0.8
+    assert judge_pair_accuracy(after, rows) == 1.0
+    assert judge_pair_accuracy(after, swapped) == 0.0

@@ -33,6 +33,7 @@ def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_p
     info = json.loads((models.root / "build.json").read_text())
     assert info["config"]["student_steps"] < info["config"]["teacher_steps"]
     assert (models.rm / "config.json").is_file() and (models.teacher / "tokenizer.json").is_file()
+    assert info["rm"]["heldout_pair_accuracy"] > 0.85, info["rm"]  # 0.949 here; the classifier it replaced: 0.626
 
     main = main_recipe(tmp_path / "runs", ["rounds=1", "eval.k=1"])  # round 1 of the quickstart itself
     control = control_recipe(main)
@@ -42,7 +43,7 @@ def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_p
     before, after, ctl = _pass1(main.run_dir, 0), _pass1(main.run_dir, 1), _pass1(control.run_dir, 1)
     assert set(before) == set(TASKS)
     gains = {t: after[t] - before[t] for t in TASKS}
-    # Measured in the quickstart's round 1 (2000 prompts): +67, +53, +8, +21, +8 points.
+    # Measured in the quickstart's round 1 (2000 prompts): +67, +54, +9, +20, +7 points.
     for task in ("addition", "subtraction", "word_problem"):
         assert gains[task] >= 0.10, gains
     assert sum(gains.values()) / len(TASKS) >= 0.15, gains
@@ -53,3 +54,9 @@ def test_one_round_of_selected_data_beats_the_baseline_and_the_control_arm(tmp_p
     assert cmp["rounds"] == [0, 1] and cmp["control_round"] == 1
     assert cmp["rows"]["control"][1] >= cmp["rows"]["main"][1] > 0
     assert "math" in cmp["judge_lift"] and all(v > 0 for v in cmp["judge_lift"]["math"].values())
+    # The reward model picks better than a random candidate on every task, with its 95% interval above zero
+    # (measured here: +0.37 to +0.49 in round 1; the sequence classifier it replaced: -0.01 to +0.07).
+    card = json.loads((main.run_dir / "round_1" / "eval.json").read_text())["judges"]["tiny_rm"]
+    assert set(card) == set(TASKS), card
+    for task, m in card.items():
+        assert m["selection_lift"] > 0.05 and m["selection_lift_ci"][0] > 0, (task, m["selection_lift"])

@@ -7,8 +7,10 @@ a test and reused outside the eval stage.
 Selection lift is the number that tells whether a judge is worth running:
 the accuracy of the candidate it picks minus the mean accuracy of a random
 candidate of the same prompt, measured against the oracle (a verifier with a
-reference). A reward model that picks no better than chance has lift ~0,
-however confident its scores look.
+reference). A judge that picks among a prompt's distinct answers at chance
+has lift ~0 or below, however confident its scores look: below when right
+answers repeat (a teacher writes the same right answer twice), since a random
+candidate is then right more often than a random distinct text.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Whoever has a policy has this judge at hand. A teacher's log-likelihood of an
 answer is a strong signal of whether the answer is right where the teacher
 is strong (on the quickstart it picks a right answer far more often than a
-reward model trained on a few thousand pairs), and with a `reference` model
+sequence-classifier reward model trained on a few thousand pairs, which is
+why the quickstart's reward model is scored by this judge: the teacher
+trained on those pairs, its mean log-probability per answer token as the
+reward, as in SimPO and ORPO), and with a `reference` model
 the score is DPO's implicit reward, log pi(y|x) - log pi_ref(y|x) summed over
 the answer's tokens (beta = 1), which ranks candidates the way a DPO-trained
 policy prefers them.

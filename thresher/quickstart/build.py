@@ -69,8 +69,10 @@ class BuildConfig:
     rm_student_samples: int = 4
     rm_pairs_per_prompt: int = 3
     rm_epochs: float = 2.0
-    rm_learning_rate: float = 1e-3
-    version: int = 4
+    rm_learning_rate: float = 5e-4
+    rm_beta: float = 0.1
+    """DPO's beta for the reward model's pairwise term."""
+    version: int = 5
     """Bumped when the build code changes what it makes."""
 
     def key(self) -> str:
@@ -224,23 +226,37 @@ def _build(cfg: BuildConfig, out: Path, progress: bool, extra_saves: dict[int, P
 
 
 def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> dict[str, Any]:
-    """A reward model from the teacher's weights, trained on right/wrong pairs of the answers it will rank.
+    """The quickstart's reward model: the teacher trained on right/wrong pairs of the answers it will rank.
 
     The teacher and the student answer training problems at temperature 1,
     as in a round (the student several times: its own right and wrong
     answers are what selection has to tell apart); the math verifier, the
     rounds' oracle, checks every answer; `verified_pairs` pairs a right text
-    with a wrong text of the same problem. A slice of the problems is held
-    out and the reward model's pair accuracy on it goes into build.json.
-    Returns that summary.
+    with a wrong text of the same problem.
+
+    Why a generative reward model and not a sequence classifier: to rank two
+    answers of one problem, a model has to check every digit step. A
+    classifier of this size reads one score off the last token and would have
+    to check them all in that one position; trained on the same pairs it fits
+    them only to 57-64% and ranks a round's candidates no better than chance.
+    A causal LM checks each step where it is written, as next-token
+    prediction, and its mean log-probability of an answer adds the checks up.
+    So the reward model is the teacher trained on the pairs with DPO plus an
+    SFT term on the chosen answer (TRL's `loss_type: [sigmoid, sft]`, the RPO
+    recipe), and its reward is SimPO's and ORPO's: the mean log-probability
+    per answer token, which is what the `loglik` judge computes. A slice of
+    the problems is held out and the reward model's pair accuracy on it (by
+    that same judge) goes into build.json. Returns that summary.
     """
     from thresher.config import TrainConfig
     from thresher.judges.base import close_judge
+    from thresher.judges.loglik import loglik_judge
     from thresher.judges.math import math_verifier
     from thresher.records import write_jsonl
     from thresher.sampling.hf import HFSampler
     from thresher.sampling.params import SamplingParams
-    from thresher.train.reward import pairwise_accuracy, train_reward_model, verified_pairs
+    from thresher.train.dpo import train_dpo
+    from thresher.train.reward import judge_pair_accuracy, verified_pairs
 
     by_task = _train_prompts(cfg, cfg.seed + 1, cfg.rm_prompts_per_task)
     prompts = [p for pool in by_task.values() for p in pool]
@@ -264,15 +280,18 @@ def _build_reward_model(cfg: BuildConfig, out: Path, progress: bool) -> dict[str
     write_jsonl(pairs, train_rows)
     _say(progress, f"reward model: {len(train_rows)} right/wrong pairs of {len(prompts) - held} problems")
     train = TrainConfig(
-        method="sft", epochs=cfg.rm_epochs, learning_rate=cfg.rm_learning_rate, batch_size=32, max_length=256,
-        args={"disable_tqdm": not progress, "logging_steps": 10},
+        method="dpo", epochs=cfg.rm_epochs, learning_rate=cfg.rm_learning_rate, batch_size=32, max_length=256,
+        args={"beta": cfg.rm_beta, "loss_type": ["sigmoid", "sft"], "disable_tqdm": not progress, "logging_steps": 10},
     )
-    train_reward_model(str(out / "teacher"), [pairs], out / "rm", train, seed=cfg.seed)
-    return {
-        "pairs": len(train_rows),
-        "heldout_pairs": len(test_rows),
-        "heldout_pair_accuracy": round(pairwise_accuracy(out / "rm", test_rows), 4) if test_rows else None,
-    }
+    train_dpo(str(out / "teacher"), [pairs], out / "rm", train, seed=cfg.seed)
+    accuracy = None
+    if test_rows:
+        judge = loglik_judge(str(out / "rm"), score="mean", batch_size=256)
+        try:
+            accuracy = round(judge_pair_accuracy(judge, test_rows), 4)
+        finally:
+            close_judge(judge)
+    return {"pairs": len(train_rows), "heldout_pairs": len(test_rows), "heldout_pair_accuracy": accuracy}
 
 
 def read_build_info(models: QuickstartModels) -> dict:

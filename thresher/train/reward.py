@@ -148,3 +148,25 @@ def pairwise_accuracy(model_path: str | Path, rows: Sequence[dict[str, Any]], ba
     judge.close()
     wins = sum(1 for i in range(0, len(scores), 2) if scores[i] > scores[i + 1])
     return wins / len(rows)
+
+
+def judge_pair_accuracy(judge: Any, rows: Sequence[dict[str, Any]]) -> float:
+    """Fraction of preference rows whose chosen answer `judge` scores above the rejected one.
+
+    Any judge (a reward model, a likelihood judge) scores each row as one
+    prompt with two candidates, through its ordinary `judge` call: the number
+    is the judge's own ranking, formatting included. A side the judge gives no
+    score counts as a loss.
+    """
+    from thresher.records import Candidate, Prompt
+
+    if not rows:
+        raise ValueError("judge_pair_accuracy: no pairs given")
+    prompts = [Prompt.create("pairs", list(r.get("prompt") or []), id=f"pair-{i}") for i, r in enumerate(rows)]
+    candidates = [
+        [Candidate(p.id, "pair", k, r[side][-1]["content"]) for k, side in enumerate(("chosen", "rejected"))]
+        for p, r in zip(prompts, rows, strict=True)
+    ]
+    verdicts = judge.judge(prompts, candidates)
+    wins = sum(1 for a, b in verdicts if a.score is not None and (b.score is None or a.score > b.score))
+    return wins / len(rows)
