@@ -131,23 +131,22 @@ def verified_pairs(
 
 
 def pairwise_accuracy(model_path: str | Path, rows: Sequence[dict[str, Any]], batch_size: int = 16) -> float:
-    """Fraction of pairs whose chosen answer the reward model scores above the rejected one.
+    """Fraction of pairs whose chosen answer the reward model at `model_path` scores above the rejected one.
 
-    Rows are TRL preference rows (`prompt`, `chosen`, `rejected` message
-    lists). Each side is formatted and scored by the `rm` judge's own code
-    (chat template as the trainer applies it, right padding), so this number
-    and the judge's ranking can never disagree about formatting.
+    The pairs are scored by the `rm` judge itself (`judge_pair_accuracy`): chat
+    template as the trainer applies it, right padding, the score at the last
+    real token, so this number and the judge's ranking can never disagree
+    about formatting.
     """
     from thresher.judges.reward_model import reward_model
 
     if not rows:
         raise ValueError("pairwise_accuracy: no pairs given")
     judge = reward_model(str(model_path), batch_size=batch_size, max_length=1 << 30)
-    chats = [list(r.get("prompt") or []) + list(r[side]) for r in rows for side in ("chosen", "rejected")]
-    scores = judge.score_ids(judge.formatter.encode([judge.formatter.render(c) for c in chats]))
-    judge.close()
-    wins = sum(1 for i in range(0, len(scores), 2) if scores[i] > scores[i + 1])
-    return wins / len(rows)
+    try:
+        return judge_pair_accuracy(judge, rows)
+    finally:
+        judge.close()
 
 
 def judge_pair_accuracy(judge: Any, rows: Sequence[dict[str, Any]]) -> float:
@@ -155,14 +154,18 @@ def judge_pair_accuracy(judge: Any, rows: Sequence[dict[str, Any]]) -> float:
 
     Any judge (a reward model, a likelihood judge) scores each row as one
     prompt with two candidates, through its ordinary `judge` call: the number
-    is the judge's own ranking, formatting included. A side the judge gives no
-    score counts as a loss.
+    is the judge's own ranking, formatting included. Rows are TRL preference
+    rows, with an explicit `prompt` or with the prompt turns leading both sides
+    (each side's last message is its answer). A tie, or a side the judge gives
+    no score, counts as a loss.
     """
     from thresher.records import Candidate, Prompt
 
     if not rows:
         raise ValueError("judge_pair_accuracy: no pairs given")
-    prompts = [Prompt.create("pairs", list(r.get("prompt") or []), id=f"pair-{i}") for i, r in enumerate(rows)]
+    prompts = [
+        Prompt.create("pairs", list(r.get("prompt") or r["chosen"][:-1]), id=f"pair-{i}") for i, r in enumerate(rows)
+    ]
     candidates = [
         [Candidate(p.id, "pair", k, r[side][-1]["content"]) for k, side in enumerate(("chosen", "rejected"))]
         for p, r in zip(prompts, rows, strict=True)
